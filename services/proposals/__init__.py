@@ -1,0 +1,1 @@
+"""The Musrenbang proposals service: from RT/RW proposal to realisation."""

@@ -1,0 +1,141 @@
+"""PostgreSQL connections that cooperate with eventlet, and migrations under a lock.
+
+psycopg's C wait function blocks eventlet's hub, so ten concurrent queries in
+one service would run one after another. :func:`connect` switches psycopg to
+its pure-Python selector wait whenever eventlet has patched ``select``: queries
+then yield to other green threads while they wait on the server.
+"""
+
+import hashlib
+import logging
+import queue
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import psycopg.waiting
+from psycopg.rows import dict_row
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def _eventlet_patched():
+    try:
+        from eventlet import patcher
+    except ImportError:
+        return False
+    return patcher.is_monkey_patched("select")
+
+
+def cooperate_with_eventlet():
+    """Make psycopg yield to eventlet's hub if, and only if, eventlet is monkey patched."""
+    if _eventlet_patched():
+        psycopg.waiting.wait = psycopg.waiting.wait_selector
+
+
+def connect(url, **kwargs):
+    """Open one connection (autocommit off, rows as dicts unless told otherwise)."""
+    cooperate_with_eventlet()
+    kwargs.setdefault("row_factory", dict_row)
+    return psycopg.connect(url, **kwargs)
+
+
+class Database:
+    """A small pool of connections to one database.
+
+    ``connection()`` lends a connection for a block; a connection that broke
+    (server restarted, connection terminated) is dropped instead of returned,
+    so the next borrower gets a fresh one. Connections open lazily, up to
+    ``size`` at once; a borrower beyond that waits.
+    """
+
+    def __init__(self, url, size=10):
+        self.url = url
+        self.size = size
+        self._idle = queue.LifoQueue()
+        self._slots = queue.Queue()
+        for _ in range(size):
+            self._slots.put(None)
+
+    @contextmanager
+    def connection(self):
+        self._slots.get()
+        conn = None
+        try:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                conn = connect(self.url)
+            yield conn
+        finally:
+            if conn is not None:
+                self._give_back(conn)
+            self._slots.put(None)
+
+    @contextmanager
+    def transaction(self):
+        """A connection inside one transaction: committed on success, rolled back on error."""
+        with self.connection() as conn, conn.transaction():
+            yield conn
+
+    def _give_back(self, conn):
+        if conn.closed or conn.broken:
+            return
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            try:
+                conn.rollback()
+            except psycopg.Error:
+                conn.close()
+                return
+        self._idle.put(conn)
+
+    def close(self):
+        """Close every idle connection."""
+        while True:
+            try:
+                self._idle.get_nowait().close()
+            except queue.Empty:
+                return
+
+
+def _lock_key(name):
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def migrate(db, *folders):
+    """Apply the ``*.sql`` files of each folder once, in name order, under an advisory lock.
+
+    Each file is applied in its own transaction together with its row in
+    ``schema_migrations``; the lock makes concurrent starters wait instead of
+    racing on ``CREATE TABLE``. ``folders`` default to the platform's own.
+    Returns the names applied now.
+    """
+    folders = folders or (MIGRATIONS,)
+    applied_now = []
+    with db.connection() as conn:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_lock(%s)", [_lock_key("rembug.migrations")])
+        try:
+            with conn.transaction():
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+            done = {r["name"] for r in conn.execute("SELECT name FROM schema_migrations")}
+            conn.commit()
+            for folder in map(Path, folders):
+                for path in sorted(folder.glob("*.sql")):
+                    name = f"{folder.parent.name}/{folder.name}/{path.name}"
+                    if name in done:
+                        continue
+                    with conn.transaction():
+                        conn.execute(path.read_text())
+                        conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", [name])
+                    log.info("applied migration %s", name)
+                    applied_now.append(name)
+        finally:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_unlock(%s)", [_lock_key("rembug.migrations")])
+    return applied_now

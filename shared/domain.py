@@ -1,0 +1,39 @@
+"""Aggregates: plain Python that decides events and folds them into state.
+
+An aggregate never does I/O. A command method checks the current state and the
+actor, then calls :meth:`Aggregate.record` with the event type and its data;
+:meth:`Aggregate.apply` folds an event in by calling ``on_<type>`` (dots become
+underscores, the prefix before the first dot is dropped: ``proposal.submitted``
+-> ``on_submitted``). Loading is replaying every stored event through
+:meth:`apply`; the events recorded since loading wait in :attr:`pending` for the
+store.
+"""
+
+
+class Aggregate:
+    """Base of every aggregate; ``version`` counts the events folded in."""
+
+    def __init__(self, id):
+        self.id = id
+        self.version = 0
+        self.pending = []
+
+    @classmethod
+    def replay(cls, id, events):
+        """Rebuild an aggregate from ``(type, data, meta)`` triples in stream order."""
+        aggregate = cls(id)
+        for type_, data, meta in events:
+            aggregate.apply(type_, data, meta)
+        return aggregate
+
+    def apply(self, type_, data, meta=None):
+        """Fold one event in; ``meta`` carries the envelope (actor, time) when loaded."""
+        handler = getattr(self, "on_" + type_.split(".", 1)[1].replace(".", "_"), None)
+        if handler is not None:
+            handler(data, meta or {})
+        self.version += 1
+
+    def record(self, type_, data, meta=None):
+        """Decide an event: fold it in now and keep it for the store to append."""
+        self.apply(type_, data, meta)
+        self.pending.append((type_, data))

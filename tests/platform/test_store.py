@@ -1,0 +1,145 @@
+"""The event store's guarantees (DESIGN.md), each against the real PostgreSQL."""
+
+import threading
+import time
+
+import pytest
+
+from shared.envelope import Event
+from shared.errors import Conflict
+from shared.store import EventStore, Upcasters
+
+SOURCE = "/kelurahan/32.75.05.1002/test"
+
+
+def make_event(type_="thing.happened", stream="thing-1", **data):
+    return Event(type=type_, stream=stream, data=data or {"n": 1})
+
+
+@pytest.fixture
+def store(db):
+    return EventStore(db, SOURCE)
+
+
+def count_events(db):
+    with db.connection() as conn:
+        return conn.execute("SELECT count(*) AS n FROM events").fetchone()["n"]
+
+
+def test_append_assigns_stream_versions_and_gap_free_sequences(store):
+    first = store.append("a", 0, [make_event(stream="a"), make_event(stream="a")])
+    second = store.append("b", 0, [make_event(stream="b")])
+    third = store.append("a", 2, [make_event(stream="a")])
+    assert [e.version for e in first.events] == [1, 2]
+    assert [e.sequence for e in first.events + second.events + third.events] == [1, 2, 3, 4]
+    assert third.events[0].version == 3
+    assert [e.sequence for e in store.read()] == [1, 2, 3, 4]
+    assert store.head() == 4
+
+
+def test_wrong_expected_version_is_a_conflict_and_writes_nothing(store, db):
+    store.append("a", 0, [make_event(stream="a")])
+    with pytest.raises(Conflict):
+        store.append("a", 0, [make_event(stream="a"), make_event(stream="a")])
+    with pytest.raises(Conflict):
+        store.append("a", 5, [make_event(stream="a")])
+    assert count_events(db) == 1
+    assert store.head() == 1
+
+
+def test_append_is_all_or_nothing(store, db):
+    duplicate_id = make_event(stream="x")
+    store.append("x", 0, [duplicate_id])
+    # the second event reuses an id: the whole append fails, the first event with it
+    with pytest.raises(Exception):
+        store.append("y", 0, [make_event(stream="y"), duplicate_id])
+    assert count_events(db) == 1
+    assert store.load("y") == []
+    # the failed append did not burn a sequence number
+    assert store.append("z", 0, [make_event(stream="z")]).events[0].sequence == 2
+
+
+def test_retried_command_appends_nothing_and_returns_first_result(store, db):
+    first = store.append("a", 0, [make_event(stream="a")], command_id="cmd-1")
+    retry = store.append("other", 0, [make_event(stream="other")], command_id="cmd-1")
+    assert retry.duplicate
+    assert [e.id for e in retry.events] == [e.id for e in first.events]
+    assert count_events(db) == 1
+
+
+def test_tailing_reader_never_skips_an_event_that_commits_late(store, db):
+    """A writer holds its transaction open while another commits after it."""
+    held = threading.Event()
+    release = threading.Event()
+
+    def slow_project(conn, events):
+        held.set()
+        release.wait(5)
+
+    slow = threading.Thread(
+        target=store.append, args=("slow", 0, [make_event(stream="slow")]), kwargs={"project": slow_project}
+    )
+    slow.start()
+    held.wait(5)
+    fast = threading.Thread(target=store.append, args=("fast", 0, [make_event(stream="fast")]))
+    fast.start()
+    time.sleep(0.3)
+    seen_while_held = store.read(after=0)
+    release.set()
+    slow.join(5)
+    fast.join(5)
+
+    assert seen_while_held == []  # nothing visible past the open transaction
+    events = store.read(after=0)
+    assert [(e.stream, e.sequence) for e in events] == [("slow", 1), ("fast", 2)]
+
+
+def test_projection_commits_with_its_events(store, db):
+    with db.connection() as conn, conn.transaction():
+        conn.execute("CREATE TABLE counts (stream text PRIMARY KEY, n int)")
+
+    def project(conn, events):
+        conn.execute("INSERT INTO counts VALUES (%s, %s)", [events[0].stream, len(events)])
+
+    store.append("a", 0, [make_event(stream="a")], project=project)
+
+    def failing_project(conn, events):
+        project(conn, events)
+        raise RuntimeError("projection failed")
+
+    with pytest.raises(RuntimeError):
+        store.append("b", 0, [make_event(stream="b")], project=failing_project)
+    with db.connection() as conn:
+        assert conn.execute("SELECT stream FROM counts").fetchall() == [{"stream": "a"}]
+    assert store.load("b") == []
+    assert count_events(db) == 1
+
+
+def test_events_of_an_older_schema_version_are_upcast_on_read(db):
+    upcasters = Upcasters()
+
+    @upcasters.register("thing.happened", 1)
+    def split_name(data):
+        first, last = data["name"].split(" ", 1)
+        return {"first": first, "last": last}
+
+    @upcasters.register("thing.happened", 2)
+    def add_count(data):
+        return {**data, "count": 0}
+
+    old_store = EventStore(db, SOURCE)
+    old_store.append("a", 0, [Event(type="thing.happened", stream="a", data={"name": "Budi Santoso"})])
+    new_store = EventStore(db, SOURCE, upcasters)
+    [event] = new_store.load("a")
+    assert event.data == {"first": "Budi", "last": "Santoso", "count": 0}
+    assert event.data_version == 3
+    assert new_store.read()[0].data == event.data
+
+
+def test_cloudevent_round_trip(store):
+    [stored] = store.append("a", 0, [make_event(stream="a")]).events
+    ce = stored.to_cloudevent()
+    assert ce["specversion"] == "1.0"
+    assert ce["source"] == SOURCE
+    assert ce["sequence"] == 1 and ce["streamversion"] == 1
+    assert type(stored).from_cloudevent(ce) == stored
