@@ -39,11 +39,9 @@ class Actor:
         """True when a place (kelurahan code, RW, RT) lies inside this actor's scope."""
         if not (kelurahan == self.kelurahan or kelurahan.startswith(self.kelurahan + ".")):
             return False
-        if self.rw is not None and rw != self.rw:
-            return False
-        if self.rt is not None and rt != self.rt:
-            return False
-        return True
+        rw_ok = self.rw is None or rw == self.rw
+        rt_ok = self.rt is None or rt == self.rt
+        return rw_ok and rt_ok
 
     def as_dict(self):
         """The actor as recorded on events: pseudonymous id and role only."""

@@ -5,8 +5,9 @@ actor, then calls :meth:`Aggregate.record` with the event type and its data;
 :meth:`Aggregate.apply` folds an event in by calling ``on_<type>`` (dots become
 underscores, the prefix before the first dot is dropped: ``proposal.submitted``
 -> ``on_submitted``). Loading is replaying every stored event through
-:meth:`apply`; the events recorded since loading wait in :attr:`pending` for the
-store.
+:meth:`apply`; the events recorded since loading wait in :attr:`pending` (as
+``(type, data, meta)``) for the store. ``meta`` is :func:`meta_for` of the
+acting caller: who acts, and when.
 """
 
 
@@ -36,4 +37,11 @@ class Aggregate:
     def record(self, type_, data, meta=None):
         """Decide an event: fold it in now and keep it for the store to append."""
         self.apply(type_, data, meta)
-        self.pending.append((type_, data))
+        self.pending.append((type_, data, meta or {}))
+
+
+def meta_for(actor, now=None):
+    """The envelope facts a command passes to its events: the actor and the time."""
+    from datetime import UTC, datetime
+
+    return {"actor": actor.as_dict(), "time": (now or datetime.now(UTC)).isoformat()}

@@ -49,7 +49,9 @@ class ConfigError(RembugError):
     """The environment does not configure the service; the message lists each problem."""
 
 
-ERRORS = {cls.__name__: cls for cls in (ValidationError, NotFound, Conflict, Forbidden, Unauthenticated)}
+ERRORS = {
+    cls.__name__: cls for cls in (ValidationError, NotFound, Conflict, Forbidden, Unauthenticated)
+}
 
 
 def from_remote(remote_error):

@@ -119,7 +119,9 @@ class EventStore:
 
     def load(self, stream, conn=None):
         """Every event of ``stream`` in stream order (empty if it does not exist)."""
-        return self._select(f"SELECT {COLUMNS} FROM events WHERE stream = %s ORDER BY version", [stream], conn)
+        return self._select(
+            f"SELECT {COLUMNS} FROM events WHERE stream = %s ORDER BY version", [stream], conn
+        )
 
     def read(self, after=0, limit=1000, conn=None):
         """Up to ``limit`` events of the log with a sequence above ``after``, in log order."""
@@ -136,7 +138,9 @@ class EventStore:
 
     def _events_of_command(self, conn, command_id):
         return self._select(
-            f"SELECT {COLUMNS} FROM events WHERE command_id = %s ORDER BY sequence", [command_id], conn
+            f"SELECT {COLUMNS} FROM events WHERE command_id = %s ORDER BY sequence",
+            [command_id],
+            conn,
         )
 
     def _select(self, sql, params, conn=None):

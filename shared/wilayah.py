@@ -11,7 +11,9 @@ CSV = Path(__file__).with_name("data") / "bekasi_wilayah.csv"
 def regions():
     """Map of code -> (level, name, kecamatan name) for the city, its kecamatan and kelurahan."""
     with CSV.open(newline="", encoding="utf-8") as f:
-        return {row["kode"]: (row["level"], row["nama"], row["kecamatan"]) for row in csv.DictReader(f)}
+        return {
+            row["kode"]: (row["level"], row["nama"], row["kecamatan"]) for row in csv.DictReader(f)
+        }
 
 
 def kelurahan_codes():

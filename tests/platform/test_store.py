@@ -3,6 +3,7 @@
 import threading
 import time
 
+import psycopg
 import pytest
 
 from shared.envelope import Event
@@ -51,7 +52,7 @@ def test_append_is_all_or_nothing(store, db):
     duplicate_id = make_event(stream="x")
     store.append("x", 0, [duplicate_id])
     # the second event reuses an id: the whole append fails, the first event with it
-    with pytest.raises(Exception):
+    with pytest.raises(psycopg.errors.UniqueViolation):
         store.append("y", 0, [make_event(stream="y"), duplicate_id])
     assert count_events(db) == 1
     assert store.load("y") == []
@@ -77,7 +78,9 @@ def test_tailing_reader_never_skips_an_event_that_commits_late(store, db):
         release.wait(5)
 
     slow = threading.Thread(
-        target=store.append, args=("slow", 0, [make_event(stream="slow")]), kwargs={"project": slow_project}
+        target=store.append,
+        args=("slow", 0, [make_event(stream="slow")]),
+        kwargs={"project": slow_project},
     )
     slow.start()
     held.wait(5)
@@ -128,7 +131,9 @@ def test_events_of_an_older_schema_version_are_upcast_on_read(db):
         return {**data, "count": 0}
 
     old_store = EventStore(db, SOURCE)
-    old_store.append("a", 0, [Event(type="thing.happened", stream="a", data={"name": "Budi Santoso"})])
+    old_store.append(
+        "a", 0, [Event(type="thing.happened", stream="a", data={"name": "Budi Santoso"})]
+    )
     new_store = EventStore(db, SOURCE, upcasters)
     [event] = new_store.load("a")
     assert event.data == {"first": "Budi", "last": "Santoso", "count": 0}

@@ -1,0 +1,113 @@
+"""The nameko dependency for a service's event store, and what each worker gets from it.
+
+:class:`EventStoreProvider` owns one service's database: at setup it validates
+the configuration, applies the platform's and the service's migrations (under
+the advisory lock) and opens the pool. Each worker gets a :class:`Repository`
+that loads aggregates and saves their pending events together with the
+service's projections, stamping every event with the envelope: the caller as
+actor, the call id as correlation id, the schema version of its data.
+"""
+
+from datetime import datetime
+
+from nameko.extensions import DependencyProvider
+
+from shared import config as configmod
+from shared.db import MIGRATIONS, Database, migrate
+from shared.envelope import Event
+from shared.errors import NotFound
+from shared.store import EventStore, Upcasters
+
+
+class EventStoreProvider(DependencyProvider):
+    """One event store per service container.
+
+    ``event_schemas`` maps each event type to its marshmallow schema class
+    (with a ``version`` attribute); an event whose data does not fit its schema
+    is a bug and is refused before it is stored. ``project(conn, events)`` is the
+    service's projection function, run in every appending transaction.
+    """
+
+    def __init__(self, service, migrations, event_schemas, project=None, upcasters=None):
+        self.service = service
+        self.migrations = migrations
+        self.event_schemas = event_schemas
+        self.project = project
+        self.upcasters = upcasters or Upcasters()
+
+    def setup(self):
+        self.config = configmod.load(self.service)
+        self.db = Database(self.config.database_url, size=20)
+        migrate(self.db, MIGRATIONS, self.migrations)
+        self.store = EventStore(self.db, self.config.source, self.upcasters)
+
+    def stop(self):
+        self.db.close()
+
+    def kill(self):
+        self.db.close()
+
+    def get_dependency(self, worker_ctx):
+        return Repository(self, worker_ctx)
+
+
+class Repository:
+    """A worker's access to its service's store and read models."""
+
+    def __init__(self, provider, worker_ctx):
+        self.provider = provider
+        self.store = provider.store
+        self.db = provider.db
+        self.config = provider.config
+        self.worker_ctx = worker_ctx
+
+    def load(self, aggregate_cls, stream, id, what=None):
+        """The aggregate rebuilt from its stream; NotFound if the stream has no events."""
+        events = self.store.load(stream)
+        if not events:
+            raise NotFound(f"{what or aggregate_cls.__name__.lower()} {id} does not exist")
+        return aggregate_cls.replay(id, [(e.type, e.data, _meta(e)) for e in events])
+
+    def save(self, aggregate, stream, command_id=None, causation_id=None):
+        """Append the aggregate's pending events (and project them); returns the stored events.
+
+        The expected version is the one the aggregate was loaded at, so a
+        concurrent change to the same stream is a Conflict. A command retried
+        with the same ``command_id`` stores nothing and returns what the first
+        attempt stored.
+        """
+        pending = aggregate.pending
+        events = [
+            self._event(stream, type_, data, meta, causation_id) for type_, data, meta in pending
+        ]
+        appended = self.store.append(
+            stream,
+            aggregate.version - len(pending),
+            events,
+            command_id=command_id,
+            project=self.provider.project,
+        )
+        aggregate.pending = []
+        return appended.events
+
+    def _event(self, stream, type_, data, meta, causation_id):
+        schema_cls = self.provider.event_schemas[type_]
+        errors = schema_cls().validate(data)
+        if errors:
+            raise TypeError(f"event {type_} does not fit its schema: {sorted(errors)}")
+        call_ids = self.worker_ctx.call_id_stack
+        kwargs = {"time": datetime.fromisoformat(meta["time"])} if "time" in meta else {}
+        return Event(
+            type=type_,
+            stream=stream,
+            data=data,
+            data_version=getattr(schema_cls, "version", 1),
+            actor=meta.get("actor", {"id": "system", "role": "system"}),
+            correlation_id=call_ids[0] if call_ids else None,
+            causation_id=causation_id or self.worker_ctx.call_id,
+            **kwargs,
+        )
+
+
+def _meta(event):
+    return {"actor": event.actor, "time": event.time.isoformat()}

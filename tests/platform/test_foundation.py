@@ -1,0 +1,171 @@
+"""Config, auth, migrations, safe errors and psycopg under eventlet, against the real servers."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import eventlet
+import pytest
+from nameko.exceptions import RemoteError
+from nameko.standalone.rpc import ServiceRpcProxy
+
+from shared import auth, config
+from shared.actor import Actor
+from shared.auth import Auth
+from shared.db import Database, migrate
+from shared.errors import ConfigError, Conflict, Forbidden, Unauthenticated, from_remote
+from shared.repository import EventStoreProvider
+from shared.rpc import rpc
+from shared.service import EventSourcedService
+from tests.conftest import AUTH_SECRET
+
+ROOT = Path(__file__).resolve().parents[2]
+LURAH = Actor("u-lurah", "lurah", "32.75.05.1002")
+
+
+class Probe(EventSourcedService):
+    name = "probe"
+    repo = EventStoreProvider("probe", migrations=ROOT / "tests" / "platform", event_schemas={})
+    auth = Auth("probe")
+
+    @rpc
+    def sleep(self, seconds):
+        with self.repo.db.connection() as conn:
+            conn.execute("SELECT pg_sleep(%s)", [seconds])
+        return seconds
+
+    @rpc
+    def whoami(self):
+        return self.auth.actor.as_dict()
+
+    @rpc
+    def refuse(self):
+        raise Conflict("proposal is rejected; only a submitted proposal can be verified")
+
+    @rpc
+    def crash(self):
+        raise RuntimeError("SELECT * FROM residents WHERE nik = '3275054101900001'")
+
+
+@pytest.fixture
+def probe(container_factory, rabbit_config, service_env, monkeypatch):
+    for key, value in service_env.items():
+        monkeypatch.setenv(key, value)
+    container = container_factory(Probe, {"AMQP_URI": rabbit_config["AMQP_URI"]})
+    container.start()
+    return rabbit_config
+
+
+def proxy(rabbit_config, actor=None):
+    context = {"authorization": auth.issue_token(AUTH_SECRET, actor)} if actor else {}
+    return ServiceRpcProxy("probe", {"AMQP_URI": rabbit_config["AMQP_URI"]}, context_data=context)
+
+
+def test_ten_concurrent_slow_queries_overlap_inside_one_service(probe):
+    proxies = [proxy(probe) for _ in range(10)]  # a standalone proxy serves one caller at a time
+    callers = [p.start() for p in proxies]
+    try:
+        for caller in callers:
+            caller.sleep(0)  # open the service's pool connections before timing
+        started = time.monotonic()
+        results = list(eventlet.GreenPool(10).imap(lambda caller: caller.sleep(0.5), callers))
+        elapsed = time.monotonic() - started
+    finally:
+        for p in proxies:
+            p.stop()
+    assert results == [0.5] * 10
+    assert elapsed < 0.9, f"10 x pg_sleep(0.5) took {elapsed:.2f} s: psycopg blocked the hub"
+
+
+def test_typed_errors_reach_the_caller_and_others_are_hidden(probe):
+    with proxy(probe) as p:
+        with pytest.raises(RemoteError) as refused:
+            p.refuse()
+        assert isinstance(from_remote(refused.value), Conflict)
+        assert "only a submitted proposal" in refused.value.value
+        with pytest.raises(RemoteError) as crashed:
+            p.crash()
+    assert crashed.value.exc_type == "InternalError"
+    assert "3275054101900001" not in str(crashed.value)
+    assert "reference" in crashed.value.value
+
+
+def test_calls_need_a_valid_token(probe):
+    with proxy(probe, LURAH) as p:
+        assert p.whoami() == {"id": "u-lurah", "role": "lurah"}
+    with proxy(probe) as p, pytest.raises(RemoteError) as missing:
+        p.whoami()
+    assert isinstance(from_remote(missing.value), Unauthenticated)
+    forged = auth.issue_token("another-secret-" + "y" * 32, LURAH)
+    with (
+        ServiceRpcProxy(
+            "probe", {"AMQP_URI": probe["AMQP_URI"]}, context_data={"authorization": forged}
+        ) as p,
+        pytest.raises(RemoteError) as bad,
+    ):
+        p.whoami()
+    assert bad.value.exc_type == "Unauthenticated"
+
+
+def test_replay_needs_the_system_role_and_status_needs_nothing(probe):
+    with proxy(probe, LURAH) as p, pytest.raises(RemoteError) as refused:
+        p.replay(0, 10)
+    assert isinstance(from_remote(refused.value), Forbidden)
+    with proxy(probe, Actor("relay", "system", "32.75")) as p:
+        assert p.replay(0, 10) == []
+        status = p.status()
+    assert status["database"] == "ok"
+    assert status["node"] == "kelurahan/32.75.05.1002"
+    assert status["version"]
+
+
+def test_expired_token_is_refused():
+    token = auth.issue_token(AUTH_SECRET, LURAH, ttl=-1)
+    with pytest.raises(Unauthenticated, match="expired"):
+        auth.verify_token(AUTH_SECRET, token)
+
+
+def test_config_lists_every_problem_at_once():
+    with pytest.raises(ConfigError) as bad:
+        config.load(
+            "proposals",
+            {"KELURAHAN_CODE": "32.75.07.1001", "AMQP_URI": "http://x", "NODE_ROLE": "kelurahan"},
+        )
+    message = str(bad.value)
+    for name in ("KELURAHAN_CODE", "AMQP_URI", "AUTH_SECRET"):
+        assert name in message
+    good = config.load("proposals", {"KELURAHAN_CODE": "32.75.05.1002", "AUTH_SECRET": AUTH_SECRET})
+    assert good.source == "/kelurahan/32.75.05.1002/proposals"
+    city = config.load("proposals", {"NODE_ROLE": "city", "AUTH_SECRET": AUTH_SECRET})
+    assert city.node == "city/32.75"
+
+
+MIGRATE = """
+import sys
+from shared.db import Database, migrate
+print(len(migrate(Database(sys.argv[1]))))
+"""
+
+
+def test_concurrent_migrations_wait_for_each_other(database_url):
+    """Two processes migrating one empty database at once: no race, each file applied once."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", MIGRATE, database_url],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    applied = sorted(int(out) for out, _ in outputs)
+    assert applied[0] == 0 and applied[1] >= 1
+    db = Database(database_url)
+    assert migrate(db) == []
+    db.close()
