@@ -75,6 +75,10 @@ class Caller:
             self._actor = verify_token(self._secret, self._token)
         return self._actor
 
+    def authenticate(self):
+        """Check that the call carries a valid token (any role); returns the caller."""
+        return self.actor
+
     def require(self, *roles):
         """The caller, if it holds one of ``roles``; otherwise Forbidden."""
         actor = self.actor

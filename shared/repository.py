@@ -68,26 +68,32 @@ class Repository:
             raise NotFound(f"{what or aggregate_cls.__name__.lower()} {id} does not exist")
         return aggregate_cls.replay(id, [(e.type, e.data, _meta(e)) for e in events])
 
-    def save(self, aggregate, stream, command_id=None, causation_id=None):
-        """Append the aggregate's pending events (and project them); returns the stored events.
+    def save(self, *changes, command_id=None, causation_id=None):
+        """Append the pending events of each ``(aggregate, stream)`` in one transaction.
 
-        The expected version is the one the aggregate was loaded at, so a
-        concurrent change to the same stream is a Conflict. A command retried
+        The expected version of each stream is the one its aggregate was loaded
+        at, so a concurrent change to any of them is a Conflict and nothing is
+        written. The service's projection runs in the same transaction as
+        ``project(conn, [(aggregate, stored_events), ...])``. A command retried
         with the same ``command_id`` stores nothing and returns what the first
-        attempt stored.
+        attempt stored. Returns the stored events.
         """
-        pending = aggregate.pending
-        events = [
-            self._event(stream, type_, data, meta, causation_id) for type_, data, meta in pending
-        ]
-        appended = self.store.append(
-            stream,
-            aggregate.version - len(pending),
-            events,
-            command_id=command_id,
-            project=self.provider.project,
-        )
-        aggregate.pending = []
+        batches = []
+        for aggregate, stream in changes:
+            events = [
+                self._event(stream, type_, data, meta, causation_id)
+                for type_, data, meta in aggregate.pending
+            ]
+            batches.append((stream, aggregate.version - len(events), events))
+
+        def project(conn, stored):
+            if self.provider.project is not None:
+                aggregates = [aggregate for aggregate, _ in changes]
+                self.provider.project(conn, list(zip(aggregates, stored, strict=True)))
+
+        appended = self.store.append_many(batches, command_id=command_id, project=project)
+        for aggregate, _ in changes:
+            aggregate.pending = []
         return appended.events
 
     def _event(self, stream, type_, data, meta, causation_id):

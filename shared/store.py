@@ -81,6 +81,34 @@ class EventStore:
         ``project(conn, stored_events)`` runs in the same transaction, after the
         events are written. Returns :class:`Appended`.
         """
+        one = None if project is None else (lambda conn, stored: project(conn, stored[0]))
+        return self.append_many([(stream, expected_version, events)], command_id, one)
+
+    def append_many(self, batches, command_id=None, project=None):
+        """Append to several streams in one transaction: all of them, or none.
+
+        ``batches`` is a list of ``(stream, expected_version, events)``;
+        ``project(conn, stored)`` gets the stored events as one list per batch.
+        A duplicate command returns every event the first attempt stored.
+        """
+        with self.db.transaction() as conn:
+            stored = []
+            for i, (stream, expected_version, events) in enumerate(batches):
+                row = self._append_one(conn, stream, expected_version, events, command_id, i == 0)
+                if row["last_seq"] == -1:
+                    return Appended(self.events_of_command(command_id, conn), duplicate=True)
+                first = row["last_seq"] - len(events) + 1
+                stored.append(
+                    [
+                        e.stored(self.source, row["base"] + i + 1, first + i)
+                        for i, e in enumerate(events)
+                    ]
+                )
+            if project is not None:
+                project(conn, stored)
+            return Appended([e for batch in stored for e in batch])
+
+    def _append_one(self, conn, stream, expected_version, events, command_id, check_command):
         payload = [
             {
                 "id": e.id,
@@ -94,28 +122,19 @@ class EventStore:
             }
             for e in events
         ]
-        with self.db.transaction() as conn:
-            try:
-                row = conn.execute(
-                    "SELECT last_seq, base FROM rembug_append(%s, %s, %s, %s)",
-                    [stream, expected_version, command_id, Jsonb(payload)],
-                    prepare=True,
-                ).fetchone()
-            except psycopg.Error as exc:
-                if exc.sqlstate == CONFLICT_SQLSTATE:
-                    raise Conflict(
-                        f"{stream} was changed by someone else meanwhile; reload and try again"
-                    ) from None
-                raise
-            if row["last_seq"] == -1:
-                return Appended(self._events_of_command(conn, command_id), duplicate=True)
-            first = row["last_seq"] - len(events) + 1
-            stored = [
-                e.stored(self.source, row["base"] + i + 1, first + i) for i, e in enumerate(events)
-            ]
-            if project is not None:
-                project(conn, stored)
-            return Appended(stored)
+        # the command id is recorded by the first stream only; every event carries it
+        try:
+            return conn.execute(
+                "SELECT last_seq, base FROM rembug_append(%s, %s, %s, %s, %s)",
+                [stream, expected_version, command_id, check_command, Jsonb(payload)],
+                prepare=True,
+            ).fetchone()
+        except psycopg.Error as exc:
+            if exc.sqlstate == CONFLICT_SQLSTATE:
+                raise Conflict(
+                    f"{stream} was changed by someone else meanwhile; reload and try again"
+                ) from None
+            raise
 
     def load(self, stream, conn=None):
         """Every event of ``stream`` in stream order (empty if it does not exist)."""
@@ -136,7 +155,8 @@ class EventStore:
         with self.db.connection() as conn:
             return conn.execute("SELECT sequence FROM log_head").fetchone()["sequence"]
 
-    def _events_of_command(self, conn, command_id):
+    def events_of_command(self, command_id, conn=None):
+        """The events a command stored (empty if it never ran)."""
         return self._select(
             f"SELECT {COLUMNS} FROM events WHERE command_id = %s ORDER BY sequence",
             [command_id],

@@ -64,17 +64,19 @@ CREATE TABLE relay_positions (
 
 -- Append events to one stream, atomically, in one round trip.
 --   p_expected: the stream version the caller decided on; NULL appends at the end.
---   p_command_id: a retried command with the same id appends nothing.
+--   p_command_id: stamped on every event; when p_check_command, a retried
+--   command with the same id appends nothing (the first stream of a command checks).
 -- Returns the last sequence and the stream version before the first event,
 -- or last_seq -1 when the command was already done.
 -- A wrong expected version raises SQLSTATE RB409 and writes nothing.
-CREATE FUNCTION rembug_append(p_stream text, p_expected integer, p_command_id text, p_events jsonb,
+CREATE FUNCTION rembug_append(p_stream text, p_expected integer, p_command_id text,
+                              p_check_command boolean, p_events jsonb,
                               OUT last_seq bigint, OUT base integer)
 LANGUAGE plpgsql AS $$
 DECLARE
     n  integer := jsonb_array_length(p_events);
 BEGIN
-    IF p_command_id IS NOT NULL THEN
+    IF p_command_id IS NOT NULL AND p_check_command THEN
         INSERT INTO commands (command_id) VALUES (p_command_id) ON CONFLICT DO NOTHING;
         IF NOT FOUND THEN
             last_seq := -1;

@@ -1,0 +1,195 @@
+"""``make run``: set up and start one kelurahan node on the local servers.
+
+Creates the node's RabbitMQ vhost and its databases (one per service), applies
+their migrations, then starts every service and its relay as child processes,
+prints how to call them, and stays in the foreground: Ctrl-C stops the node.
+A child that dies is reported and stops the node, so nothing runs half-up.
+State (the node's signing secret, logs) lives under ``run/<kelurahan code>/``.
+"""
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import psycopg
+
+from shared import wilayah
+from shared.db import Database, migrate
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {"proposals": ROOT / "services" / "proposals" / "migrations"}
+DEFAULT_KELURAHAN = "32.75.05.1002"  # Pengasinan, Kec. Rawalumbu
+RABBIT_API = os.environ.get("RABBIT_API_URI", "http://guest:guest@127.0.0.1:15672")
+AMQP_SERVER = os.environ.get("AMQP_SERVER", "pyamqp://guest:guest@127.0.0.1:5672")
+PG_SERVER = os.environ.get("PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
+
+
+def node_paths(code):
+    state = ROOT / "run" / code
+    state.mkdir(parents=True, exist_ok=True)
+    return state
+
+
+def auth_secret(state):
+    """The node's token-signing secret, made once and kept in ``run/<code>/auth_secret``."""
+    path = state / "auth_secret"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def vhost_name(code):
+    return f"kelurahan-{code}"
+
+
+def database_name(code, service):
+    return f"rembug_{code.replace('.', '_')}_{service}"
+
+
+def ensure_vhost(vhost):
+    """Create the vhost and give the broker user full rights on it (idempotent)."""
+    api = urllib.parse.urlparse(RABBIT_API)
+    base = f"{api.scheme}://{api.hostname}:{api.port or 15672}/api"
+    user = api.username or "guest"
+    auth = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+    auth.add_password(None, base, user, api.password or "guest")
+    opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(auth))
+    quoted = urllib.parse.quote(vhost, safe="")
+
+    def put(path, body):
+        request = urllib.request.Request(
+            f"{base}/{path}",
+            data=json.dumps(body).encode(),
+            method="PUT",
+            headers={"content-type": "application/json"},
+        )
+        opener.open(request, timeout=10).close()
+
+    put(f"vhosts/{quoted}", {})
+    put(f"permissions/{quoted}/{user}", {"configure": ".*", "write": ".*", "read": ".*"})
+
+
+def ensure_database(name):
+    with psycopg.connect(f"{PG_SERVER}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{PG_SERVER}/{name}"
+
+
+def service_environment(code, service, state):
+    vhost = urllib.parse.quote(vhost_name(code), safe="")
+    return {
+        **os.environ,
+        "KELURAHAN_CODE": code,
+        "NODE_ROLE": "kelurahan",
+        "AMQP_URI": f"{AMQP_SERVER}/{vhost}",
+        "DATABASE_URL": f"{PG_SERVER}/{database_name(code, service)}",
+        "AUTH_SECRET": auth_secret(state),
+        "PYTHONPATH": str(ROOT),
+    }
+
+
+def set_up(code):
+    """Broker and database objects of the node; returns each service's environment."""
+    state = node_paths(code)
+    ensure_vhost(vhost_name(code))
+    environments = {}
+    for service, migrations in SERVICES.items():
+        url = ensure_database(database_name(code, service))
+        db = Database(url, size=1)
+        applied = migrate(
+            db, Path(__file__).resolve().parents[2] / "shared" / "migrations", migrations
+        )
+        db.close()
+        print(f"  {service}: database ready ({len(applied)} migrations applied now)")
+        environments[service] = service_environment(code, service, state)
+    return state, environments
+
+
+def start(state, environments):
+    """Start every service and its relay; returns the child processes by name."""
+    bin_dir = Path(sys.executable).parent
+    children = {}
+    for service, env in environments.items():
+        commands = {
+            service: [
+                str(bin_dir / "nameko"),
+                "run",
+                "--config",
+                str(ROOT / "deploy" / "nameko.yaml"),
+                f"services.{service}.service",
+            ],
+            f"{service}-relay": [sys.executable, "-m", "shared.relay", service],
+        }
+        for name, command in commands.items():
+            log = (state / f"{name}.log").open("ab")
+            children[name] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+    return children
+
+
+def print_usage(code, state, environments):
+    env = environments["proposals"]
+    print(f"""
+rembug node for Kelurahan {wilayah.name_of(code)} ({code}) is running.
+  broker:  {env["AMQP_URI"]}
+  logs:    {state}/*.log
+
+Call it (another terminal):
+  .venv/bin/python -m deploy.local.token --kelurahan {code} --role operator   # prints a token
+  .venv/bin/python -m deploy.local.call proposals.status
+  .venv/bin/python -m deploy.local.call --role operator proposals.list_proposals '{{}}'
+Ctrl-C stops the node.""")
+
+
+def supervise(children):
+    stopping = False
+
+    def stop(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"{name} exited with code {child.returncode}: see its log; stopping the node")
+                stopping = True
+        time.sleep(0.5)
+    for child in children.values():
+        if child.poll() is None:
+            child.terminate()
+    for child in children.values():
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kelurahan", default=os.environ.get("KELURAHAN_CODE", DEFAULT_KELURAHAN))
+    parser.add_argument("--setup-only", action="store_true", help="create objects, start nothing")
+    args = parser.parse_args(argv)
+    if not wilayah.is_kelurahan(args.kelurahan):
+        sys.exit(f"{args.kelurahan!r} is not a kelurahan code of Kota Bekasi (see shared/data)")
+    print(f"setting up node {args.kelurahan} ({wilayah.name_of(args.kelurahan)})")
+    state, environments = set_up(args.kelurahan)
+    if args.setup_only:
+        return
+    children = start(state, environments)
+    print_usage(args.kelurahan, state, environments)
+    supervise(children)
+
+
+if __name__ == "__main__":
+    main()

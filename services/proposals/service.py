@@ -1,0 +1,272 @@
+"""The proposals service: Musrenbang proposals from RT/RW to realisation, over RPC.
+
+Every command is thin: authenticate the caller, validate the payload with its
+schema, load the aggregate, let the domain decide, append the events with the
+projection in one transaction, and return the view. Commands take keyword
+arguments (``rpc.proposals.submit(title=..., ...)``); an optional
+``command_id`` (UUID) makes a retried command take effect once.
+"""
+
+import uuid
+from pathlib import Path
+
+from services.proposals import schemas, views
+from services.proposals.domain import (
+    Forum,
+    Proposal,
+    forum_stream,
+    make_forum_id,
+    merge,
+    proposal_stream,
+)
+from shared.auth import Auth
+from shared.domain import meta_for
+from shared.errors import Conflict, NotFound
+from shared.repository import EventStoreProvider
+from shared.rpc import rpc
+from shared.service import EventSourcedService
+
+SERVICE = "proposals"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+class ProposalsService(EventSourcedService):
+    name = SERVICE
+    repo = EventStoreProvider(SERVICE, MIGRATIONS, schemas.EVENT_SCHEMAS, project=views.project)
+    auth = Auth(SERVICE)
+
+    # -- proposals: commands ---------------------------------------------------------------
+
+    @rpc
+    def submit(self, **payload):
+        """A new proposal from an RT, RW or kelurahan body; returns its id and view."""
+        actor = self.auth.actor
+        data = schemas.load(schemas.SubmitProposal, payload)
+        command_id = data.pop("command_id")
+        done = self._already_done(command_id)
+        if done:
+            return views.get_proposal(self.repo.db, done[0].stream.removeprefix("proposal-"))
+        data["kelurahan"] = self.repo.config.kelurahan_code
+        proposal = Proposal.submit(_new_id(), actor, data, meta_for(actor))
+        stored = self.repo.save((proposal, proposal_stream(proposal.id)), command_id=command_id)
+        return views.get_proposal(self.repo.db, stored[0].stream.removeprefix("proposal-"))
+
+    @rpc
+    def revise(self, **payload):
+        """Change a proposal that was returned for revision; it is submitted again."""
+        return self._change(
+            schemas.ReviseProposal,
+            payload,
+            lambda p, actor, data, meta: p.revise(actor, schemas.revision_changes(data), meta),
+        )
+
+    @rpc
+    def verify(self, **payload):
+        return self._change(
+            schemas.VerifyProposal, payload, lambda p, a, d, m: p.verify(a, d["note"], m)
+        )
+
+    @rpc
+    def return_for_revision(self, **payload):
+        return self._change(
+            schemas.ReturnProposal,
+            payload,
+            lambda p, a, d, m: p.return_for_revision(a, d["reason"], m),
+        )
+
+    @rpc
+    def reject(self, **payload):
+        return self._change(
+            schemas.RejectProposal,
+            payload,
+            lambda p, a, d, m: p.reject(a, {"code": d["code"], "text": d["text"]}, m),
+        )
+
+    @rpc
+    def cancel(self, **payload):
+        return self._change(
+            schemas.CancelProposal, payload, lambda p, a, d, m: p.cancel(a, d["reason"], m)
+        )
+
+    @rpc
+    def merge(self, **payload):
+        """Merge a duplicate (``proposal_id``) into ``survivor_id``; both proposers are kept."""
+        actor = self.auth.actor
+        data = schemas.load(schemas.MergeProposal, payload)
+        if not self._already_done(data["command_id"]):
+            duplicate = self._load_proposal(data["proposal_id"])
+            survivor = self._load_proposal(data["survivor_id"])
+            merge(actor, duplicate, survivor, data["reason"], meta_for(actor))
+            self.repo.save(
+                (duplicate, proposal_stream(duplicate.id)),
+                (survivor, proposal_stream(survivor.id)),
+                command_id=data["command_id"],
+            )
+        return views.get_proposal(self.repo.db, data["survivor_id"])
+
+    @rpc
+    def score(self, **payload):
+        """Score a verified proposal against its forum's criteria (1-5 each, weighted)."""
+
+        def score(proposal, actor, data, meta):
+            criteria = self._forum_of(proposal).criteria_in_effect()
+            proposal.score(actor, data["scores"], criteria, meta)
+
+        return self._change(schemas.ScoreProposal, payload, score)
+
+    @rpc
+    def forward(self, **payload):
+        """Send a ranked proposal on to the kecamatan Musrenbang."""
+        return self._change(
+            schemas.ForwardProposal,
+            payload,
+            lambda p, a, d, m: p.forward(a, d["rank"], d["forum_id"], m),
+        )
+
+    @rpc
+    def decide(self, **payload):
+        """Record a kecamatan (camat) or city (bappeda) decision, with its reason."""
+
+        def decide(proposal, actor, data, meta):
+            proposal.decide(
+                actor,
+                data["level"],
+                data["decision"],
+                reason=data["reason"],
+                funding_source=data["funding_source"],
+                amount=data["amount"],
+                meta=meta,
+            )
+
+        return self._change(schemas.DecideProposal, payload, decide)
+
+    @rpc
+    def report_progress(self, **payload):
+        """Record realisation progress (0-100 %) with a milestone; 100 % realises it."""
+        return self._change(
+            schemas.ReportProgress,
+            payload,
+            lambda p, a, d, m: p.report_progress(a, d["percent"], d["milestone"], m),
+        )
+
+    # -- proposals: queries ----------------------------------------------------------------
+
+    @rpc
+    def get_proposal(self, **payload):
+        """One proposal with its full history: who did what, when, and why."""
+        self.auth.authenticate()
+        data = schemas.load(schemas.GetProposal, payload)
+        return views.get_proposal(self.repo.db, data["proposal_id"])
+
+    @rpc
+    def list_proposals(self, **payload):
+        """Proposals by kelurahan, RW, status, sector and year, a page at a time."""
+        self.auth.authenticate()
+        filters = schemas.load(schemas.ListProposals, payload)
+        if filters["kecamatan"] is None and filters["kelurahan"] is None:
+            filters["kelurahan"] = self.repo.config.kelurahan_code
+        return views.list_proposals(self.repo.db, filters)
+
+    @rpc
+    def count_by_status(self, year=None):
+        """How many of this kelurahan's proposals are in each status."""
+        self.auth.authenticate()
+        data = schemas.load(schemas.ListProposals, {"year": year})
+        return views.count_by_status(self.repo.db, self.repo.config.kelurahan_code, data["year"])
+
+    # -- the kelurahan forum ---------------------------------------------------------------
+
+    @rpc
+    def schedule_forum(self, **payload):
+        """Schedule the Musrenbang Kelurahan of a plan year; its id is ``<kelurahan>-<year>``."""
+        actor = self.auth.actor
+        data = schemas.load(schemas.ScheduleForum, payload)
+        command_id = data.pop("command_id")
+        forum_id = make_forum_id(self.repo.config.kelurahan_code, data["year"])
+        if not self._already_done(command_id):
+            data["kelurahan"] = self.repo.config.kelurahan_code
+            forum = Forum.schedule(forum_id, actor, data, meta_for(actor))
+            self.repo.save((forum, forum_stream(forum_id)), command_id=command_id)
+        return views.get_forum(self.repo.db, forum_id)
+
+    @rpc
+    def set_criteria(self, **payload):
+        """The forum's scoring criteria (weighted, 1-5 each); none given adopts the defaults."""
+        return self._change_forum(
+            schemas.SetCriteria, payload, lambda f, a, d, m: f.set_criteria(a, d["criteria"], m)
+        )
+
+    @rpc
+    def record_forum(self, **payload):
+        """That the forum was held: date, attendance, berita acara, elected delegates."""
+        fields = ("held_on", "attendance", "berita_acara", "delegates")
+        return self._change_forum(
+            schemas.RecordForum,
+            payload,
+            lambda f, a, d, m: f.hold(a, {k: d[k] for k in fields}, m),
+        )
+
+    @rpc
+    def rank_forum(self, **payload):
+        """Record the forum's ranking; without one, the scored proposals by total."""
+        if "ranking" not in payload and isinstance(payload.get("forum_id"), str):
+            forum = self._load_forum(payload["forum_id"])
+            payload = {
+                **payload,
+                "ranking": views.scored_candidates(self.repo.db, forum.kelurahan, forum.year),
+            }
+            if not payload["ranking"]:
+                raise Conflict("no verified, scored proposal to rank; score proposals first")
+        return self._change_forum(
+            schemas.RankForum, payload, lambda f, a, d, m: f.rank(a, d["ranking"], m)
+        )
+
+    @rpc
+    def get_forum(self, forum_id):
+        """A forum with its criteria, record and ranking."""
+        self.auth.authenticate()
+        data = schemas.load(schemas.ForumCommand, {"forum_id": forum_id})
+        return views.get_forum(self.repo.db, data["forum_id"])
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _change(self, schema, payload, act):
+        """Run ``act(proposal, actor, data, meta)`` on the proposal a command names."""
+        actor = self.auth.actor
+        data = schemas.load(schema, payload)
+        if not self._already_done(data["command_id"]):
+            proposal = self._load_proposal(data["proposal_id"])
+            act(proposal, actor, data, meta_for(actor))
+            self.repo.save((proposal, proposal_stream(proposal.id)), command_id=data["command_id"])
+        return views.get_proposal(self.repo.db, data["proposal_id"])
+
+    def _change_forum(self, schema, payload, act):
+        actor = self.auth.actor
+        data = schemas.load(schema, payload)
+        if not self._already_done(data["command_id"]):
+            forum = self._load_forum(data["forum_id"])
+            act(forum, actor, data, meta_for(actor))
+            self.repo.save((forum, forum_stream(forum.id)), command_id=data["command_id"])
+        return views.get_forum(self.repo.db, data["forum_id"])
+
+    def _already_done(self, command_id):
+        return command_id is not None and self.repo.store.events_of_command(command_id)
+
+    def _load_proposal(self, proposal_id):
+        return self.repo.load(Proposal, proposal_stream(proposal_id), proposal_id, "proposal")
+
+    def _load_forum(self, forum_id):
+        return self.repo.load(Forum, forum_stream(forum_id), forum_id, "forum")
+
+    def _forum_of(self, proposal):
+        forum_id = make_forum_id(proposal.kelurahan, proposal.year)
+        try:
+            return self._load_forum(forum_id)
+        except NotFound:
+            raise Conflict(
+                f"forum {forum_id} is not scheduled; schedule it before scoring"
+            ) from None
+
+
+def _new_id():
+    return str(uuid.uuid4())
