@@ -1,0 +1,419 @@
+"""``@subscribe``: follow another service's events, each applied exactly once, in order.
+
+Usage, in a service with an :class:`~shared.repository.EventStoreProvider`
+dependency (attribute ``repo`` unless told otherwise)::
+
+    @subscribe("proposals", event_types=("proposal.submitted",))
+    def on_proposal(self, event, conn):
+        conn.execute("INSERT INTO ...", [...])  # commits with the position
+
+Guarantees (``tests/platform/test_subscriber.py``):
+
+1. Nothing falls between catch-up and live: the subscription's durable queue
+   ``<service>.<method>.from.<source>``, bound to the topic exchange
+   ``<source>.events`` for every type, is declared at container setup,
+   before the catch-up starts. Events published later wait in the queue.
+2. A subscriber that starts late, was down or is new catches up from its
+   position by paging the source's ``replay(after, limit)`` RPC (as the
+   ``system`` actor) until a page comes back empty, then follows the queue.
+   A live event beyond ``position + 1`` (missed ones) triggers a catch-up first.
+   Positions are per source log and gap-free, so events of types the
+   subscription does not follow only move the position (the queue, like
+   replay, brings every type: otherwise each followed event after unfollowed
+   ones would look like a gap and cost a replay call).
+   Catch-up reads the source service of this node (``/<node>/<source>``); an
+   event of another source on the same exchange (replicated from another node)
+   is tracked under its own source, and a gap in it, which no replay here can
+   fill, is requeued.
+3. Exactly once and in order: each event goes through
+   :class:`~shared.tracking.Tracker`, so the handler's writes on ``conn`` and
+   the new position commit together; duplicates (a relay re-publishing after a
+   crash, an event seen by both replay and queue) are acked and dropped. One
+   event at a time per subscription, in source-sequence order.
+4. A handler that raises is retried ``max_attempts`` times with a short
+   backoff, each attempt in a fresh transaction; then the event is parked: a
+   ``parked_events`` row and a message on the durable queue ``<queue>.dlq``
+   (the CloudEvent, the reason in header ``x-rembug-reason``), published with
+   a confirm inside the parking transaction. The subscription goes on with the
+   next events. Database and broker failures (connection lost, deadlock) are not
+   the handler's fault: they are retried without counting and never park.
+5. A message is acked only after its effect (or its parking) committed; a
+   crash before leaves it unacked, and its redelivery is a duplicate or applies.
+   A body that is not a CloudEvent cannot be tracked: it is dead-lettered with
+   reason ``not a CloudEvent`` and acked.
+
+Design: the transaction wraps the worker. Each subscription runs one managed
+thread, the *pump*. Live messages reach it through nameko's shared
+:class:`~nameko.messaging.QueueConsumer` (reconnection, prefetch), which only
+puts them in the pump's inbox. For each event the pump opens the tracking
+transaction and, inside it, calls ``container.spawn_worker`` with
+``(event, conn)`` as arguments; it waits for the worker's result (delivered by
+``handle_result``) before committing or rolling back. The worker therefore
+runs through nameko's full worker lifecycle (dependencies injected, worker
+setup/result/teardown, logging) while the only thread touching ``conn`` during
+the handler is the worker, because the pump is blocked waiting for it. Two
+rules follow: the handler must neither commit nor roll back ``conn`` (that
+would split its effects from the position), and dependency hooks that run
+after the result (``worker_result``, ``worker_teardown``) may run after the
+commit, so they must not use ``conn``. The worker's ``call_id_stack`` starts at
+the event's correlation id, so events the handler appends keep the correlation
+of the conversation.
+
+Logs carry the subscription, source, sequences, types and counts, never event data.
+"""
+
+import logging
+
+import amqp.exceptions
+import eventlet
+import eventlet.event
+import eventlet.queue
+import kombu.exceptions
+import psycopg
+from kombu import Queue, binding
+from nameko.amqp.publish import Publisher, get_connection
+from nameko.exceptions import ContainerBeingKilled
+from nameko.extensions import Entrypoint
+from nameko.messaging import QueueConsumer
+from nameko.standalone.events import get_event_exchange
+from nameko.standalone.rpc import ClusterRpcProxy
+
+from shared import config as configmod
+from shared.actor import SYSTEM
+from shared.auth import CONTEXT_KEY, issue_token
+from shared.envelope import Event
+from shared.tracking import APPLIED, GAP, PARKED, Tracker
+
+log = logging.getLogger(__name__)
+
+REASON_HEADER = "x-rembug-reason"
+REPLAY_PAGE = 500
+RPC_TIMEOUT = 10  # seconds to wait for one replay page
+RETRY_DELAY = 0.05  # first backoff after a handler failure, doubled each time
+TRANSIENT_DELAY_MAX = 5.0
+CATCH_UP_RETRY = 2.0  # seconds between catch-up attempts while the source does not answer
+GAP_PAUSE = 1.0  # before requeueing a live event whose gap could not be filled
+STOP_GRACE = 10  # seconds stop() waits for the event in hand
+MAX_REASON = 1000
+
+TRANSIENT = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    amqp.exceptions.ConnectionError,
+    kombu.exceptions.OperationalError,
+    OSError,
+)
+
+_STOP = object()
+
+
+class Stopping(Exception):
+    """The subscription is stopping; the event in hand is left for redelivery."""
+
+
+class Subscription(Entrypoint):
+    """The entrypoint behind :func:`subscribe` (see the module docstring)."""
+
+    queue_consumer = QueueConsumer()
+    _pump = None
+    _behind = True
+
+    def __init__(self, source_service, event_types=("#",), store="repo", max_attempts=3, **kwargs):
+        if isinstance(event_types, str):
+            event_types = (event_types,)
+        self.source_service = source_service
+        self.event_types = tuple(event_types)
+        self.store_attr = store
+        self.max_attempts = max(1, int(max_attempts))
+        kwargs.setdefault("sensitive_arguments", ("event",))
+        super().__init__(**kwargs)
+
+    # nameko lifecycle
+
+    def setup(self):
+        service = self.container.service_name
+        self._store = self._store_provider()
+        self.name = f"{service}.{self.method_name}.from.{self.source_service}"
+        self.config = configmod.load(service)
+        self.source = f"/{self.config.node}/{self.source_service}"
+        self.exchange = get_event_exchange(self.source_service, self.container.config)
+        self.queue = Queue(
+            self.name,
+            # every type: the log is gap-free, so an unfollowed event only moves the
+            # position here instead of looking like a gap that costs a replay call
+            bindings=[binding(self.exchange, routing_key="#")],
+            durable=True,
+        )
+        self.dlq = Queue(f"{self.name}.dlq", durable=True)
+        self._declare()
+        self.dead_letters = Publisher(
+            self.container.config["AMQP_URI"],
+            serializer="json",
+            use_confirms=True,
+            mandatory=True,
+            declare=[self.dlq],
+        )
+        self._inbox = eventlet.queue.LightQueue()
+        self._stopping = False
+        self.queue_consumer.register_provider(self)
+
+    def start(self):
+        self.tracker = Tracker(self._store.db, self.name)
+        self._pump = self.container.spawn_managed_thread(self._run, identifier=self.name)
+
+    def stop(self):
+        self._stopping = True
+        self._inbox.put(_STOP)
+        if self._pump is not None:
+            try:
+                with eventlet.Timeout(STOP_GRACE):
+                    self._pump.wait()
+            except eventlet.Timeout:
+                log.warning(
+                    "%s: the event in hand did not finish in time; left for redelivery", self.name
+                )
+                self._pump.kill()
+        self.queue_consumer.unregister_provider(self)
+
+    def kill(self):
+        self._stopping = True
+        if self._pump is not None:
+            self._pump.kill()
+
+    @property
+    def behind(self):
+        """True until the first catch-up succeeded, and again while a known gap is not filled."""
+        return self._behind
+
+    def handle_message(self, body, message):
+        """Called by the QueueConsumer for each live message: hand it to the pump."""
+        self._inbox.put((body, message))
+
+    # the pump: one event at a time
+
+    def _run(self):
+        try:
+            while not self._stopping:
+                if self._behind:
+                    self._behind = not self._catch_up()
+                try:
+                    item = self._inbox.get(timeout=CATCH_UP_RETRY if self._behind else None)
+                except eventlet.queue.Empty:
+                    continue
+                if item is _STOP:
+                    return
+                self._consume(*item)
+        except (Stopping, ContainerBeingKilled):
+            return
+
+    def _consume(self, body, message):
+        try:
+            event = Event.from_cloudevent(body)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self._reject(body, message)
+            return
+        outcome = self._apply(event)
+        if outcome == GAP:
+            log.info(
+                "%s: %s#%s comes after a gap; catching up", self.name, event.type, event.sequence
+            )
+            self._behind = not self._catch_up()
+            outcome = self._apply(event)
+        if outcome == GAP:
+            log.warning(
+                "%s: gap before %s#%s not filled; requeued", self.name, event.type, event.sequence
+            )
+            eventlet.sleep(GAP_PAUSE)
+            self.queue_consumer.requeue_message(message)
+            return
+        self.queue_consumer.ack_message(message)
+
+    def _catch_up(self):
+        """Page the source's replay RPC until it is empty; False if the source did not answer."""
+        token = issue_token(self.config.auth_secret, SYSTEM)
+        applied = 0
+        try:
+            with ClusterRpcProxy(
+                self.container.config, context_data={CONTEXT_KEY: token}, timeout=RPC_TIMEOUT
+            ) as proxy:
+                source = proxy[self.source_service]
+                after = self.tracker.position(self.source)
+                while page := source.replay(after=after, limit=REPLAY_PAGE):
+                    for cloudevent in page:
+                        outcome = self._apply(Event.from_cloudevent(cloudevent))
+                        if outcome == GAP:
+                            raise RuntimeError("replay returned events out of order")
+                        applied += outcome in (APPLIED, PARKED)
+                    after = page[-1]["sequence"]
+        except (Stopping, ContainerBeingKilled):
+            raise
+        except Exception as exc:
+            log.warning(
+                "%s: catch-up from %s failed (%s); %d applied, will retry",
+                self.name,
+                self.source_service,
+                type(exc).__name__,
+                applied,
+            )
+            return False
+        log.info(
+            "%s: caught up with %s at %d (%d events through the tracker)",
+            self.name,
+            self.source,
+            self.tracker.position(self.source),
+            applied,
+        )
+        return True
+
+    # one event: retries, then parking
+
+    def _apply(self, event):
+        """Apply ``event`` through the tracker; returns the tracker's outcome.
+
+        An event of a type this subscription does not follow (replay brings
+        them all) only moves the position.
+        """
+        effect = self._run_worker if self._follows(event.type) else _skip
+        failures = 0
+        transient = 0
+        while True:
+            self._check_stopping()
+            try:
+                return self.tracker.handle(event, effect)
+            except ContainerBeingKilled:
+                raise
+            except TRANSIENT as exc:
+                transient += 1
+                self._pause_transient(event, exc, transient)
+            except Exception as exc:
+                failures += 1
+                log.warning(
+                    "%s: handler failed on %s#%s (%s), attempt %d of %d",
+                    self.name,
+                    event.type,
+                    event.sequence,
+                    type(exc).__name__,
+                    failures,
+                    self.max_attempts,
+                )
+                if failures >= self.max_attempts:
+                    return self._park(event, exc, failures)
+                eventlet.sleep(RETRY_DELAY * 2 ** (failures - 1))
+
+    def _park(self, event, failure, attempts):
+        reason = f"{type(failure).__name__}: {failure}"[:MAX_REASON]
+
+        def dead_letter(conn):
+            self._dead_letter(event.to_cloudevent(), reason)
+
+        transient = 0
+        while True:
+            self._check_stopping()
+            try:
+                outcome = self.tracker.park(event, reason, attempts, before_commit=dead_letter)
+            except TRANSIENT as exc:
+                transient += 1
+                self._pause_transient(event, exc, transient)
+                continue
+            if outcome == PARKED:
+                log.error(
+                    "%s: parked %s#%s after %d attempts (%s)",
+                    self.name,
+                    event.type,
+                    event.sequence,
+                    attempts,
+                    type(failure).__name__,
+                )
+            return outcome
+
+    def _run_worker(self, conn, event):
+        """Run the service method in a nameko worker, inside the tracking transaction."""
+        done = eventlet.event.Event()
+
+        def handle_result(worker_ctx, result, exc_info):
+            done.send(exc_info)
+            return result, exc_info
+
+        self.container.spawn_worker(
+            self,
+            (event, conn),
+            {},
+            context_data={"call_id_stack": [event.correlation_id or event.id]},
+            handle_result=handle_result,
+        )
+        exc_info = done.wait()
+        if exc_info is not None:
+            raise exc_info[1]
+
+    def _dead_letter(self, body, reason):
+        self.dead_letters.publish(body, routing_key=self.dlq.name, headers={REASON_HEADER: reason})
+
+    def _reject(self, body, message):
+        """A message that is no CloudEvent cannot be tracked: dead-letter it and ack."""
+        try:
+            self._dead_letter(body, "not a CloudEvent")
+        except TRANSIENT as exc:
+            log.warning(
+                "%s: could not dead-letter a message (%s); requeued", self.name, type(exc).__name__
+            )
+            eventlet.sleep(GAP_PAUSE)
+            self.queue_consumer.requeue_message(message)
+            return
+        log.error("%s: a message that is not a CloudEvent went to %s", self.name, self.dlq.name)
+        self.queue_consumer.ack_message(message)
+
+    def _follows(self, event_type):
+        return any(topic_matches(pattern, event_type) for pattern in self.event_types)
+
+    def _pause_transient(self, event, exc, count):
+        log.warning(
+            "%s: %s on %s#%s, retrying (%d)",
+            self.name,
+            type(exc).__name__,
+            event.type,
+            event.sequence,
+            count,
+        )
+        eventlet.sleep(min(TRANSIENT_DELAY_MAX, RETRY_DELAY * 2**count))
+
+    def _check_stopping(self):
+        if self._stopping:
+            raise Stopping()
+
+    # helpers
+
+    def _declare(self):
+        with get_connection(self.container.config["AMQP_URI"]) as conn:
+            channel = conn.channel()
+            self.queue.declare(channel=channel)
+            self.dlq.declare(channel=channel)
+
+    def _store_provider(self):
+        for provider in self.container.dependencies:
+            if provider.attr_name == self.store_attr:
+                return provider
+        raise TypeError(
+            f"@subscribe on {self.container.service_name}.{self.method_name} needs an "
+            f"EventStoreProvider dependency named {self.store_attr!r}"
+        )
+
+
+subscribe = Subscription.decorator
+
+
+def topic_matches(pattern, routing_key):
+    """AMQP topic matching: ``*`` is exactly one word, ``#`` zero or more."""
+    return _words_match(pattern.split("."), routing_key.split("."))
+
+
+def _words_match(pattern, words):
+    if not pattern:
+        return not words
+    head, rest = pattern[0], pattern[1:]
+    if head == "#":
+        return any(_words_match(rest, words[i:]) for i in range(len(words) + 1))
+    return bool(words) and head in ("*", words[0]) and _words_match(rest, words[1:])
+
+
+def _skip(conn, event):
+    """The effect of an event this subscription does not follow: none."""
