@@ -209,14 +209,13 @@ class ProposalsService(EventSourcedService):
     @rpc
     def rank_forum(self, **payload):
         """Record the forum's ranking; without one, the scored proposals by total."""
-        if "ranking" not in payload and isinstance(payload.get("forum_id"), str):
-            forum = self._load_forum(payload["forum_id"])
-            payload = {
-                **payload,
-                "ranking": views.scored_candidates(self.repo.db, forum.kelurahan, forum.year),
-            }
-            if not payload["ranking"]:
+        if isinstance(payload, dict) and "ranking" not in payload:
+            self.auth.authenticate()
+            forum = self._load_forum(schemas.load(schemas.ForumCommand, payload)["forum_id"])
+            ranking = views.scored_candidates(self.repo.db, forum.kelurahan, forum.year)
+            if not ranking:
                 raise Conflict("no verified, scored proposal to rank; score proposals first")
+            payload = {**payload, "ranking": ranking}
         return self._change_forum(
             schemas.RankForum, payload, lambda f, a, d, m: f.rank(a, d["ranking"], m)
         )
