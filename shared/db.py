@@ -9,6 +9,7 @@ then yield to other green threads while they wait on the server.
 import hashlib
 import logging
 import queue
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,11 +23,8 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def _eventlet_patched():
-    try:
-        from eventlet import patcher
-    except ImportError:
-        return False
-    return patcher.is_monkey_patched("select")
+    patcher = sys.modules.get("eventlet.patcher")  # not imported: not patched
+    return patcher is not None and patcher.is_monkey_patched("select")
 
 
 def cooperate_with_eventlet():
