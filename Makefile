@@ -26,6 +26,9 @@ test: setup servers lint
 bench: setup servers
 	$(BIN)/python -m bench $(if $(ONLY),--only $(ONLY))
 
+asyncapi: setup
+	$(BIN)/python -m shared.asyncapi
+
 run: setup servers
 	$(BIN)/python -m deploy.local.node
 
