@@ -71,8 +71,13 @@ def rabbit_vhost(name):
         _rabbit_api("DELETE", f"vhosts/{quoted}")
 
 
-def rpc_call_rate(service_cls, method, make_args, config, callers=CALLERS, seconds=SECONDS):
+def rpc_call_rate(
+    service_cls, method, make_args, config, callers=CALLERS, seconds=SECONDS, context_data=None
+):
     """Calls/s of ``service_cls.method(*make_args(caller, i))`` over ``seconds``.
+
+    ``make_args`` may return a dict instead of a tuple: it is then passed as
+    keyword arguments. ``context_data`` goes with every call (an auth token).
 
     The service runs in this process (a nameko ServiceRunner with ``config``);
     ``callers`` green threads call it as fast as they can, each through its own
@@ -86,15 +91,19 @@ def rpc_call_rate(service_cls, method, make_args, config, callers=CALLERS, secon
     counts = [0] * callers
 
     def caller(index):
-        with ServiceRpcProxy(service_cls.name, config) as proxy:
-            call = getattr(proxy, method)
+        with ServiceRpcProxy(service_cls.name, config, context_data=context_data) as proxy:
+            method_proxy = getattr(proxy, method)
+
+            def call(args):
+                return method_proxy(**args) if isinstance(args, dict) else method_proxy(*args)
+
             for i in range(WARM_UP_CALLS):
-                call(*make_args(index, -1 - i))
+                call(make_args(index, -1 - i))
             ready.append(index)
             go.wait()
             i = 0
             while not stop:
-                call(*make_args(index, i))
+                call(make_args(index, i))
                 if not stop:
                     counts[index] += 1
                 i += 1

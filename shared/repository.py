@@ -9,6 +9,7 @@ actor, the call id as correlation id, the schema version of its data.
 """
 
 from datetime import datetime
+from functools import cache
 
 from nameko.extensions import DependencyProvider
 
@@ -98,7 +99,7 @@ class Repository:
 
     def _event(self, stream, type_, data, meta, causation_id):
         schema_cls = self.provider.event_schemas[type_]
-        errors = schema_cls().validate(data)
+        errors = _schema(schema_cls).validate(data)
         if errors:
             raise TypeError(f"event {type_} does not fit its schema: {sorted(errors)}")
         call_ids = self.worker_ctx.call_id_stack
@@ -113,6 +114,11 @@ class Repository:
             causation_id=causation_id or self.worker_ctx.call_id,
             **kwargs,
         )
+
+
+@cache
+def _schema(schema_cls):
+    return schema_cls()
 
 
 def _meta(event):

@@ -20,6 +20,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from datetime import date
+from functools import cache
 
 import marshmallow
 from marshmallow import RAISE, Schema, fields, validates_schema
@@ -771,6 +772,12 @@ def _jsonable_messages(messages):
     return messages if isinstance(messages, str) else str(messages)
 
 
+@cache
+def schema_instance(schema_cls):
+    """One reusable instance per schema class: building a schema costs more than a load."""
+    return schema_cls()
+
+
 def load(schema_cls, payload):
     """Load ``payload`` with ``schema_cls`` and return the loaded dict.
 
@@ -780,6 +787,6 @@ def load(schema_cls, payload):
     if not isinstance(payload, Mapping):
         raise ValidationError({"_schema": ["Invalid input type: expected an object."]})
     try:
-        return schema_cls().load(payload)
+        return schema_instance(schema_cls).load(payload)
     except marshmallow.ValidationError as error:
         raise ValidationError(_jsonable_messages(error.messages)) from None

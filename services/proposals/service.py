@@ -49,7 +49,9 @@ class ProposalsService(EventSourcedService):
         data["kelurahan"] = self.repo.config.kelurahan_code
         proposal = Proposal.submit(_new_id(), actor, data, meta_for(actor))
         stored = self.repo.save((proposal, proposal_stream(proposal.id)), command_id=command_id)
-        return views.get_proposal(self.repo.db, stored[0].stream.removeprefix("proposal-"))
+        if stored[0].stream != proposal_stream(proposal.id):  # a concurrent retry won
+            return views.get_proposal(self.repo.db, stored[0].stream.removeprefix("proposal-"))
+        return proposal.snapshot()
 
     @rpc
     def revise(self, **payload):
@@ -233,11 +235,12 @@ class ProposalsService(EventSourcedService):
         """Run ``act(proposal, actor, data, meta)`` on the proposal a command names."""
         actor = self.auth.actor
         data = schemas.load(schema, payload)
-        if not self._already_done(data["command_id"]):
-            proposal = self._load_proposal(data["proposal_id"])
-            act(proposal, actor, data, meta_for(actor))
-            self.repo.save((proposal, proposal_stream(proposal.id)), command_id=data["command_id"])
-        return views.get_proposal(self.repo.db, data["proposal_id"])
+        if self._already_done(data["command_id"]):
+            return views.get_proposal(self.repo.db, data["proposal_id"])
+        proposal = self._load_proposal(data["proposal_id"])
+        act(proposal, actor, data, meta_for(actor))
+        self.repo.save((proposal, proposal_stream(proposal.id)), command_id=data["command_id"])
+        return proposal.snapshot()
 
     def _change_forum(self, schema, payload, act):
         actor = self.auth.actor
