@@ -22,10 +22,15 @@ from pathlib import Path
 import psycopg
 
 from shared import wilayah
-from shared.db import Database, migrate
+from shared.db import MIGRATIONS, Database, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = {"proposals": ROOT / "services" / "proposals" / "migrations"}
+SERVICES = {
+    "proposals": {
+        "class": "services.proposals.service:ProposalsService",
+        "migrations": ROOT / "services" / "proposals" / "migrations",
+    },
+}
 DEFAULT_KELURAHAN = "32.75.05.1002"  # Pengasinan, Kec. Rawalumbu
 RABBIT_API = os.environ.get("RABBIT_API_URI", "http://guest:guest@127.0.0.1:15672")
 AMQP_SERVER = os.environ.get("AMQP_SERVER", "pyamqp://guest:guest@127.0.0.1:5672")
@@ -95,6 +100,7 @@ def service_environment(code, service, state):
         "DATABASE_URL": f"{PG_SERVER}/{database_name(code, service)}",
         "AUTH_SECRET": auth_secret(state),
         "PYTHONPATH": str(ROOT),
+        "PYTHONWARNINGS": "ignore::DeprecationWarning",  # eventlet's notice, in every log
     }
 
 
@@ -103,12 +109,10 @@ def set_up(code):
     state = node_paths(code)
     ensure_vhost(vhost_name(code))
     environments = {}
-    for service, migrations in SERVICES.items():
+    for service, spec in SERVICES.items():
         url = ensure_database(database_name(code, service))
         db = Database(url, size=1)
-        applied = migrate(
-            db, Path(__file__).resolve().parents[2] / "shared" / "migrations", migrations
-        )
+        applied = migrate(db, MIGRATIONS, spec["migrations"])
         db.close()
         print(f"  {service}: database ready ({len(applied)} migrations applied now)")
         environments[service] = service_environment(code, service, state)
@@ -126,7 +130,7 @@ def start(state, environments):
                 "run",
                 "--config",
                 str(ROOT / "deploy" / "nameko.yaml"),
-                f"services.{service}.service",
+                SERVICES[service]["class"],
             ],
             f"{service}-relay": [sys.executable, "-m", "shared.relay", service],
         }

@@ -1,0 +1,110 @@
+"""``make run``'s node: set up from nothing, serve RPC, relay, stop cleanly on Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+from kombu import Connection, Exchange, Queue
+
+from deploy.local import node
+from tests import factories as f
+
+ROOT = Path(__file__).resolve().parents[2]
+CODE = "32.75.08.1003"  # Jatimakmur: a node no developer runs by default
+
+
+def run(*args, **kwargs):
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **kwargs,
+    )
+
+
+def call(method, payload, role="operator", **identity):
+    extra = [item for key, value in identity.items() for item in (f"--{key}", str(value))]
+    done = run(
+        "deploy.local.call",
+        "--kelurahan",
+        CODE,
+        "--role",
+        role,
+        *extra,
+        method,
+        json.dumps(payload),
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def drop_node():
+    with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute(
+            f'DROP DATABASE IF EXISTS "{node.database_name(CODE, "proposals")}" WITH (FORCE)'
+        )
+    api = os.environ["RABBIT_API_URI"]
+    requests.delete(f"{api}/api/vhosts/{node.vhost_name(CODE)}", timeout=10)
+
+
+@pytest.fixture
+def local_node():
+    drop_node()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "deploy.local.node", "--kelurahan", CODE],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            code, out, _ = call("proposals.status", {})
+            if code == 0:
+                break
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(1)
+        else:
+            pytest.fail("the node did not answer within 60 s")
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        drop_node()
+
+
+def test_node_serves_rpc_relays_events_and_stops_on_ctrl_c(local_node):
+    amqp = node.service_environment(CODE, "proposals", node.node_paths(CODE))["AMQP_URI"]
+    with Connection(amqp) as conn:
+        queue = Queue("watcher", Exchange("proposals.events", type="topic", durable=True), "#")
+        queue(conn.default_channel).declare()
+        payload = f.proposal(proposer={"level": "rt", "rw": 7, "rt": 3})
+        code, out, err = call("proposals.submit", payload, role="ketua_rt", rw=7, rt=3)
+        assert code == 0, err
+        proposal_id = json.loads(out)["id"]
+
+        code, _, err = call("proposals.submit", {"year": 2027}, role="ketua_rt", rw=7, rt=3)
+        assert code == 1 and err.splitlines()[-1].startswith("ValidationError:")
+
+        message = None
+        deadline = time.monotonic() + 10
+        while message is None and time.monotonic() < deadline:
+            message = queue(conn.default_channel).get(no_ack=True)
+            time.sleep(0.1)
+    assert message is not None, "the relay did not publish the submitted proposal"
+    event = json.loads(message.body)
+    assert event["type"] == "proposal.submitted"
+    assert event["subject"] == f"proposal-{proposal_id}"
+    assert event["source"] == f"/kelurahan/{CODE}/proposals"
+
+    local_node.send_signal(signal.SIGINT)
+    assert local_node.wait(30) == 0
