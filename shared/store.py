@@ -9,8 +9,9 @@ Guarantees, each proven by a test against a real server
 2. A command retried with the same command id appends nothing the second
    time; the events of the first attempt are returned instead.
 3. Sequences are handed out in commit order (a lock on the log head, taken last
-   in the appending transaction), so a reader tailing by sequence never skips
-   an event that commits late with a lower sequence, and the log has no gaps.
+   in the appending transaction and held until it commits), so a reader
+   tailing by sequence never skips an event that commits late with a lower
+   sequence, and the log has no gaps.
 4. The ``project`` callback of an append runs in the appending transaction:
    the service's read models commit with their events, or neither does.
 5. (see :mod:`shared.tracking`) a consumer's position commits with its effects.
@@ -20,6 +21,7 @@ Guarantees, each proven by a test against a real server
 from dataclasses import dataclass
 
 import psycopg
+from psycopg import ClientCursor
 from psycopg.rows import tuple_row
 from psycopg.types.json import Jsonb
 
@@ -27,6 +29,7 @@ from shared.envelope import Event
 from shared.errors import Conflict
 
 CONFLICT_SQLSTATE = "RB409"
+DUPLICATE_SQLSTATE = "RB208"
 # actor fields as text: decoding one jsonb per row is the dearest part of a log read
 COLUMNS = (
     "sequence, id::text, stream, version, type, time, data, data_version, "
@@ -80,75 +83,81 @@ class EventStore:
     def append(self, stream, expected_version, events, command_id=None, project=None):
         """Append ``events`` to ``stream`` if it is at ``expected_version`` (None: anywhere).
 
-        ``project(conn, stored_events)`` runs in the same transaction, after the
-        events are written. Returns :class:`Appended`.
+        ``project(conn, events)`` runs in the same transaction (see
+        :meth:`append_many`). Returns :class:`Appended`.
         """
-        one = None if project is None else (lambda conn, stored: project(conn, stored[0]))
+        one = None if project is None else (lambda conn, batches: project(conn, batches[0]))
         return self.append_many([(stream, expected_version, events)], command_id, one)
 
     def append_many(self, batches, command_id=None, project=None):
         """Append to several streams in one transaction: all of them, or none.
 
-        ``batches`` is a list of ``(stream, expected_version, events)``;
-        ``project(conn, stored)`` gets the stored events as one list per batch.
-        A duplicate command returns every event the first attempt stored.
+        ``batches`` is a list of ``(stream, expected_version, events)``.
+        ``project(conn, batches_of_events)`` runs first in the transaction, with
+        each event's stream and version (its sequence is not handed out yet);
+        then the appends and the commit go to the server in one message, so the
+        log-head lock is held only while the server works. A duplicate command
+        returns every event the first attempt stored.
         """
-        with self.db.connection() as conn:
-            if project is None and len(batches) == 1:
-                # one statement is its own transaction: one round trip instead of three
-                conn.autocommit = True
-                try:
-                    return self._write(conn, batches, command_id, None)
-                finally:
-                    if not conn.closed:
-                        conn.autocommit = False
-            with conn.transaction():
-                return self._write(conn, batches, command_id, project)
-
-    def _write(self, conn, batches, command_id, project):
-        stored = []
-        for n, (stream, expected_version, events) in enumerate(batches):
-            row = self._append_one(conn, stream, expected_version, events, command_id, n == 0)
-            if row["last_seq"] == -1:
-                return Appended(self.events_of_command(command_id, conn), duplicate=True)
-            first = row["last_seq"] - len(events) + 1
-            stored.append(
-                [
-                    e.stored(self.source, row["base"] + i + 1, first + i)
-                    for i, e in enumerate(events)
-                ]
-            )
-        if project is not None:
-            project(conn, stored)
-        return Appended([e for batch in stored for e in batch])
-
-    def _append_one(self, conn, stream, expected_version, events, command_id, check_command):
-        payload = [
-            {
-                "id": e.id,
-                "type": e.type,
-                "time": e.time.isoformat(),
-                "data": e.data,
-                "data_version": e.data_version,
-                "correlation_id": e.correlation_id,
-                "causation_id": e.causation_id,
-                "actor": e.actor,
-            }
-            for e in events
+        pending = [
+            [e.stored(self.source, _version(expected, i), None) for i, e in enumerate(events)]
+            for _, expected, events in batches
         ]
-        # the command id is recorded by the first stream only; every event carries it
+        with self.db.connection() as conn:
+            try:
+                rows = self._append_and_commit(conn, batches, command_id, project, pending)
+            except psycopg.Error as exc:
+                _rollback(conn)
+                if exc.sqlstate == DUPLICATE_SQLSTATE:
+                    return Appended(self.events_of_command(command_id), duplicate=True)
+                if exc.sqlstate == CONFLICT_SQLSTATE:
+                    raise Conflict(
+                        f"{_stream_of(exc)} was changed by someone else meanwhile; "
+                        "reload and try again"
+                    ) from None
+                raise
+            except BaseException:
+                _rollback(conn)
+                raise
+        stored = []
+        for (last_seq, base), events in zip(rows, pending, strict=True):
+            first = last_seq - len(events) + 1
+            stored += [e.stored(self.source, base + i + 1, first + i) for i, e in enumerate(events)]
+        return Appended(stored)
+
+    def _append_and_commit(self, conn, batches, command_id, project, pending):
+        """Project, then send every stream's append and the commit as one message.
+
+        One simple-protocol message lets the server take the log-head lock and
+        commit without waiting for this process again: under eventlet a green
+        thread waiting between two messages can wait for milliseconds of other
+        threads' work, and every other writer would wait with it. Without a
+        projection the appends run in autocommit, which PostgreSQL runs as one
+        implicit transaction.
+        """
+        statements = ["SELECT last_seq, base FROM rembug_append(%s, %s, %s, %s, %s)"] * len(batches)
+        params = []
+        for n, (stream, expected, events) in enumerate(batches):
+            params += [stream, expected, command_id, n == 0, Jsonb(_payload(events))]
+        if project is None:
+            conn.autocommit = True
+        else:
+            with conn.pipeline():  # BEGIN and the projection's writes in one round trip
+                project(conn, pending)
+            statements.append("COMMIT")
         try:
-            return conn.execute(
-                "SELECT last_seq, base FROM rembug_append(%s, %s, %s, %s, %s)",
-                [stream, expected_version, command_id, check_command, Jsonb(payload)],
-                prepare=True,
-            ).fetchone()
-        except psycopg.Error as exc:
-            if exc.sqlstate == CONFLICT_SQLSTATE:
-                raise Conflict(
-                    f"{stream} was changed by someone else meanwhile; reload and try again"
-                ) from None
-            raise
+            if len(statements) == 1:  # the common case: one prepared statement
+                cursor = conn.cursor(row_factory=tuple_row)
+                return [cursor.execute(statements[0], params, prepare=True).fetchone()]
+            cursor = ClientCursor(conn, row_factory=tuple_row)
+            cursor.execute("; ".join(statements), params)
+            rows = [cursor.fetchone()]
+            while len(rows) < len(batches) and cursor.nextset():
+                rows.append(cursor.fetchone())
+            return rows
+        finally:
+            if project is None and not conn.closed:
+                conn.autocommit = False
 
     def load(self, stream, conn=None):
         """Every event of ``stream`` in stream order (empty if it does not exist)."""
@@ -222,3 +231,34 @@ class EventStore:
                 )
             )
         return events
+
+
+def _payload(events):
+    return [
+        {
+            "id": e.id,
+            "type": e.type,
+            "time": e.time.isoformat(),
+            "data": e.data,
+            "data_version": e.data_version,
+            "correlation_id": e.correlation_id,
+            "causation_id": e.causation_id,
+            "actor": e.actor,
+        }
+        for e in events
+    ]
+
+
+def _rollback(conn):
+    if not conn.closed:
+        conn.rollback()
+
+
+def _version(expected, index):
+    return None if expected is None else expected + index + 1
+
+
+def _stream_of(error):
+    """The stream named in a conflict raised by rembug_append."""
+    words = (error.diag.message_primary or "").split()
+    return words[1] if len(words) > 1 else "the stream"

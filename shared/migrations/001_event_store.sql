@@ -66,9 +66,9 @@ CREATE TABLE relay_positions (
 --   p_expected: the stream version the caller decided on; NULL appends at the end.
 --   p_command_id: stamped on every event; when p_check_command, a retried
 --   command with the same id appends nothing (the first stream of a command checks).
--- Returns the last sequence and the stream version before the first event,
--- or last_seq -1 when the command was already done.
--- A wrong expected version raises SQLSTATE RB409 and writes nothing.
+-- Returns the last sequence and the stream version before the first event.
+-- A wrong expected version raises SQLSTATE RB409, a command already done RB208;
+-- either aborts the transaction, so nothing of it is written.
 CREATE FUNCTION rembug_append(p_stream text, p_expected integer, p_command_id text,
                               p_check_command boolean, p_events jsonb,
                               OUT last_seq bigint, OUT base integer)
@@ -79,8 +79,7 @@ BEGIN
     IF p_command_id IS NOT NULL AND p_check_command THEN
         INSERT INTO commands (command_id) VALUES (p_command_id) ON CONFLICT DO NOTHING;
         IF NOT FOUND THEN
-            last_seq := -1;
-            RETURN;
+            RAISE EXCEPTION 'command % was already done', p_command_id USING ERRCODE = 'RB208';
         END IF;
     END IF;
 

@@ -5,6 +5,7 @@ import time
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from shared.envelope import Event
 from shared.errors import Conflict
@@ -68,8 +69,44 @@ def test_retried_command_appends_nothing_and_returns_first_result(store, db):
     assert count_events(db) == 1
 
 
+def raw_payload(event):
+    return Jsonb(
+        [
+            {
+                "id": event.id,
+                "type": event.type,
+                "time": event.time.isoformat(),
+                "data": event.data,
+                "data_version": 1,
+                "actor": event.actor,
+            }
+        ]
+    )
+
+
 def test_tailing_reader_never_skips_an_event_that_commits_late(store, db):
-    """A writer holds its transaction open while another commits after it."""
+    """A writer holds its sequence uncommitted while another writer appends."""
+    with db.connection() as slow:
+        slow.execute(
+            "SELECT * FROM rembug_append('slow', 0, NULL, false, %s)",
+            [raw_payload(make_event(stream="slow"))],
+        )
+        fast = threading.Thread(target=store.append, args=("fast", 0, [make_event(stream="fast")]))
+        fast.start()
+        time.sleep(0.3)
+        seen_while_held = store.read(after=0)
+        fast_waited = fast.is_alive()
+        slow.commit()
+    fast.join(5)
+
+    assert seen_while_held == []  # nothing visible past the open transaction
+    assert fast_waited  # the later writer could not take a sequence meanwhile
+    events = store.read(after=0)
+    assert [(e.stream, e.sequence) for e in events] == [("slow", 1), ("fast", 2)]
+
+
+def test_a_slow_projection_does_not_hold_up_other_writers(store):
+    """Projections run before the log head is locked, so one slow command blocks no other."""
     held = threading.Event()
     release = threading.Event()
 
@@ -84,17 +121,11 @@ def test_tailing_reader_never_skips_an_event_that_commits_late(store, db):
     )
     slow.start()
     held.wait(5)
-    fast = threading.Thread(target=store.append, args=("fast", 0, [make_event(stream="fast")]))
-    fast.start()
-    time.sleep(0.3)
-    seen_while_held = store.read(after=0)
+    store.append("fast", 0, [make_event(stream="fast")])
+    assert [e.stream for e in store.read()] == ["fast"]
     release.set()
     slow.join(5)
-    fast.join(5)
-
-    assert seen_while_held == []  # nothing visible past the open transaction
-    events = store.read(after=0)
-    assert [(e.stream, e.sequence) for e in events] == [("slow", 1), ("fast", 2)]
+    assert [(e.stream, e.sequence) for e in store.read()] == [("fast", 1), ("slow", 2)]
 
 
 def test_projection_commits_with_its_events(store, db):
