@@ -9,6 +9,7 @@ worker the caller as an :class:`~shared.actor.Actor`, or raises
 """
 
 import time
+from functools import lru_cache
 
 import jwt
 from nameko.extensions import DependencyProvider
@@ -38,9 +39,23 @@ def issue_token(secret, actor, ttl=DEFAULT_TTL):
 
 
 def verify_token(secret, token):
-    """The actor a token names, if its signature and expiry hold."""
+    """The actor a token names, if its signature and expiry hold.
+
+    A caller sends the same token with every call for hours; its signature is
+    checked once and the result kept (per secret and token), its expiry on
+    every call.
+    """
     if not isinstance(token, str) or not token:
         raise Unauthenticated("this call needs a token in the call context under 'authorization'")
+    actor, expires = _verified(secret, token)
+    if expires <= time.time():
+        raise Unauthenticated("the token has expired; ask for a new one")
+    return actor
+
+
+@lru_cache(maxsize=4096)
+def _verified(secret, token):
+    """(actor, expiry) of a token whose signature holds; errors are not cached."""
     try:
         claims = jwt.decode(
             token, secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
@@ -51,13 +66,14 @@ def verify_token(secret, token):
         raise Unauthenticated("the token is not valid for this node") from None
     if claims.get("role") not in ROLES:
         raise Unauthenticated("the token names an unknown role")
-    return Actor(
+    actor = Actor(
         user_id=str(claims["sub"]),
         role=claims["role"],
         kelurahan=str(claims.get("kel", "")),
         rw=claims.get("rw"),
         rt=claims.get("rt"),
     )
+    return actor, claims["exp"]
 
 
 class Caller:

@@ -40,6 +40,19 @@ class Aggregate:
         self.pending.append((type_, data, meta or {}))
 
 
+def json_copy(value):
+    """A deep copy of JSON-native data (dicts, lists, scalars; tuples become lists).
+
+    Aggregates hand out and take in plain data without sharing mutable parts;
+    this does it several times faster than :func:`copy.deepcopy`.
+    """
+    if isinstance(value, dict):
+        return {key: json_copy(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_copy(item) for item in value]
+    return value
+
+
 def meta_for(actor, now=None):
     """The envelope facts a command passes to its events: the actor and the time."""
     from datetime import UTC, datetime

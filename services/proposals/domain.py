@@ -13,13 +13,12 @@ Event data is JSON-native (str, int, float, bool, None, list, dict) and never
 shares mutable objects with the aggregate's state.
 """
 
-import copy
 import math
 import numbers
 import re
 
 from shared.actor import KELURAHAN_STAFF
-from shared.domain import Aggregate
+from shared.domain import Aggregate, json_copy
 from shared.errors import Conflict, Forbidden, NotFound, ValidationError
 
 PROPOSER_LEVELS = ("rt", "rw", "kelurahan", "pkk", "posyandu", "lpm", "karang_taruna")
@@ -262,7 +261,7 @@ def _require_proposer_unit(actor, kelurahan, proposer, location, action):
 def _history_entry(type_, meta, summary, reason=None):
     return {
         "type": type_,
-        "actor": copy.deepcopy(meta.get("actor")),
+        "actor": json_copy(meta.get("actor")),
         "time": meta.get("time"),
         "summary": summary,
         "reason": reason,
@@ -270,8 +269,8 @@ def _history_entry(type_, meta, summary, reason=None):
 
 
 def _with_defaults(values, defaults):
-    merged = copy.deepcopy(defaults)
-    merged.update(copy.deepcopy(values))
+    merged = json_copy(defaults)
+    merged.update(json_copy(values))
     return merged
 
 
@@ -321,7 +320,7 @@ class Proposal(Aggregate):
 
     def snapshot(self):
         """The whole state as a JSON-native dict (the shape of ``ProposalView``)."""
-        return copy.deepcopy(
+        return json_copy(
             {
                 "id": self.id,
                 "version": self.version,
@@ -385,7 +384,7 @@ class Proposal(Aggregate):
         if not isinstance(location, dict) or not _is_int(location.get("rw")):
             raise _invalid("location", "An RW number is required.")
         submission = {
-            f: copy.deepcopy(data.get(f, _OPTIONAL_DEFAULTS.get(f))) for f in SUBMISSION_FIELDS
+            f: json_copy(data.get(f, _OPTIONAL_DEFAULTS.get(f))) for f in SUBMISSION_FIELDS
         }
         submission["proposer"] = _with_defaults(proposer, _PROPOSER_DEFAULTS)
         submission["location"] = _with_defaults(location, _LOCATION_DEFAULTS)
@@ -403,7 +402,7 @@ class Proposal(Aggregate):
         unknown = sorted(str(f) for f in changes if f not in REVISABLE_FIELDS)
         if unknown:
             raise ValidationError({f: ["This field cannot be revised."] for f in unknown})
-        changed = {f: copy.deepcopy(v) for f, v in changes.items() if self.details.get(f) != v}
+        changed = {f: json_copy(v) for f, v in changes.items() if self.details.get(f) != v}
         if "location" in changed:
             changed["location"] = _with_defaults(changed["location"], _LOCATION_DEFAULTS)
             _require_proposer_unit(
@@ -488,8 +487,8 @@ class Proposal(Aggregate):
             raise Conflict(f"proposal {merged_id} was already merged into this proposal")
         data = {
             "merged_id": merged_id,
-            "proposer": copy.deepcopy(merged_proposer),
-            "co_proposers": copy.deepcopy(list(co_proposers)),
+            "proposer": json_copy(merged_proposer),
+            "co_proposers": json_copy(list(co_proposers)),
         }
         self.record("proposal.absorbed", data, meta)
 
@@ -593,12 +592,12 @@ class Proposal(Aggregate):
         )
 
     def on_submitted(self, data, meta):
-        self.details = copy.deepcopy(data)
+        self.details = json_copy(data)
         self.status = "submitted"
         self._note("proposal.submitted", meta, "submitted")
 
     def on_revised(self, data, meta):
-        changes = copy.deepcopy(data["changes"])
+        changes = json_copy(data["changes"])
         self.details.update(changes)
         self.status = "submitted"
         self._note("proposal.revised", meta, "revised: " + ", ".join(sorted(changes)))
@@ -632,14 +631,14 @@ class Proposal(Aggregate):
 
     def on_absorbed(self, data, meta):
         self.co_proposers.append(
-            {"proposal_id": data["merged_id"], "proposer": copy.deepcopy(data["proposer"])}
+            {"proposal_id": data["merged_id"], "proposer": json_copy(data["proposer"])}
         )
-        self.co_proposers.extend(copy.deepcopy(data.get("co_proposers") or []))
+        self.co_proposers.extend(json_copy(data.get("co_proposers") or []))
         self._note("proposal.absorbed", meta, f"absorbed duplicate proposal {data['merged_id']}")
 
     def on_scored(self, data, meta):
         self.scores = dict(data["scores"])
-        self.criteria = copy.deepcopy(data["criteria"])
+        self.criteria = json_copy(data["criteria"])
         self.score_total = data["total"]
         self._note("proposal.scored", meta, f"scored {data['total']}")
 
@@ -658,7 +657,7 @@ class Proposal(Aggregate):
                 "funding_source": data.get("funding_source"),
                 "amount": data.get("amount"),
                 "reason": data.get("reason"),
-                "actor": copy.deepcopy(meta.get("actor")),
+                "actor": json_copy(meta.get("actor")),
                 "time": meta.get("time"),
             }
         )
@@ -741,11 +740,11 @@ class Forum(Aggregate):
 
     def criteria_in_effect(self):
         """The forum's criteria, or DEFAULT_CRITERIA until it sets its own (a copy)."""
-        return copy.deepcopy(list(self.criteria or DEFAULT_CRITERIA))
+        return json_copy(list(self.criteria or DEFAULT_CRITERIA))
 
     def snapshot(self):
         """The whole state as a JSON-native dict (the shape of ``ForumView``)."""
-        return copy.deepcopy(
+        return json_copy(
             {
                 "id": self.id,
                 "version": self.version,
@@ -795,7 +794,7 @@ class Forum(Aggregate):
         criteria = validate_criteria(list(DEFAULT_CRITERIA) if criteria is None else criteria)
         if self.status == "ranked":
             raise Conflict("forum is ranked; criteria can only change before ranking")
-        self.record("forum.criteria_set", {"criteria": copy.deepcopy(criteria)}, meta)
+        self.record("forum.criteria_set", {"criteria": json_copy(criteria)}, meta)
 
     def hold(self, actor, data, meta):
         """Record that the scheduled forum took place (date held, attendance, berita
@@ -860,13 +859,13 @@ class Forum(Aggregate):
         self._note("forum.scheduled", meta, f"scheduled on {data['date']}")
 
     def on_criteria_set(self, data, meta):
-        self.criteria = copy.deepcopy(data["criteria"])
+        self.criteria = json_copy(data["criteria"])
         codes = ", ".join(c["code"] for c in data["criteria"])
         self._note("forum.criteria_set", meta, f"criteria set: {codes}")
 
     def on_held(self, data, meta):
         self.status = "held"
-        self.held = copy.deepcopy(data)
+        self.held = json_copy(data)
         self._note("forum.held", meta, f"held on {data['held_on']}")
 
     def on_ranked(self, data, meta):
