@@ -3,11 +3,13 @@
 Creates the node's RabbitMQ vhost and its databases (one per service), applies
 their migrations, then starts every service and its relay as child processes,
 prints how to call them, and stays in the foreground: Ctrl-C stops the node.
-A child that dies is reported and stops the node, so nothing runs half-up.
+A child that dies is reported and stops the node, so nothing runs half-up;
+if the supervisor itself is killed, its children are stopped by the kernel.
 State (the node's signing secret, logs) lives under ``run/<kelurahan code>/``.
 """
 
 import argparse
+import ctypes
 import json
 import os
 import secrets
@@ -31,6 +33,7 @@ SERVICES = {
         "migrations": ROOT / "services" / "proposals" / "migrations",
     },
 }
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DEFAULT_KELURAHAN = "32.75.05.1002"  # Pengasinan, Kec. Rawalumbu
 RABBIT_API = os.environ.get("RABBIT_API_URI", "http://guest:guest@127.0.0.1:15672")
 AMQP_SERVER = os.environ.get("AMQP_SERVER", "pyamqp://guest:guest@127.0.0.1:5672")
@@ -119,6 +122,11 @@ def set_up(code):
     return state, environments
 
 
+def die_with_parent():
+    """In a child, before exec: have Linux send SIGTERM when the supervisor dies, however."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start(state, environments):
     """Start every service and its relay; returns the child processes by name."""
     bin_dir = Path(sys.executable).parent
@@ -136,7 +144,9 @@ def start(state, environments):
         }
         for name, command in commands.items():
             log = (state / f"{name}.log").open("ab")
-            children[name] = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+            children[name] = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=log, preexec_fn=die_with_parent
+            )
     return children
 
 

@@ -64,6 +64,7 @@ def local_node():
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -78,7 +79,7 @@ def local_node():
         yield process
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
         drop_node()
 
 
@@ -108,3 +109,16 @@ def test_node_serves_rpc_relays_events_and_stops_on_ctrl_c(local_node):
 
     local_node.send_signal(signal.SIGINT)
     assert local_node.wait(30) == 0
+
+
+def test_services_stop_when_the_supervisor_is_killed(local_node):
+    children = subprocess.run(
+        ["pgrep", "-P", str(local_node.pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert len(children) == 2  # the service and its relay
+    local_node.kill()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
+        time.sleep(0.2)
+    alive = [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    assert not alive, f"children outlived their supervisor: {alive}"
