@@ -26,8 +26,10 @@ class EventStoreProvider(DependencyProvider):
     (with a ``version`` attribute, stamped on the event). That the domain's
     events fit their schemas is proven by the tests (every event of the domain
     tests, and every event the service stores, validated against the AsyncAPI
-    document), not re-checked on every command. ``project(conn, events)`` is the
-    service's projection function, run in every appending transaction.
+    document), not re-checked on every command. ``project(changes)`` is the
+    service's projection: given ``[(aggregate, events), ...]`` it returns the
+    ``(sql, params)`` statements that update the read models, run in every
+    appending transaction.
     """
 
     def __init__(self, service, migrations, event_schemas, project=None, upcasters=None):
@@ -75,8 +77,7 @@ class Repository:
 
         The expected version of each stream is the one its aggregate was loaded
         at, so a concurrent change to any of them is a Conflict and nothing is
-        written. The service's projection runs in the same transaction as
-        ``project(conn, [(aggregate, stored_events), ...])``. A command retried
+        written. The service's projection statements run in the same transaction. A command retried
         with the same ``command_id`` stores nothing and returns what the first
         attempt stored. Returns the stored events.
         """
@@ -88,10 +89,11 @@ class Repository:
             ]
             batches.append((stream, aggregate.version - len(events), events))
 
-        def project(conn, stored):
-            if self.provider.project is not None:
-                aggregates = [aggregate for aggregate, _ in changes]
-                self.provider.project(conn, list(zip(aggregates, stored, strict=True)))
+        def project(stored):
+            if self.provider.project is None:
+                return []
+            aggregates = [aggregate for aggregate, _ in changes]
+            return self.provider.project(list(zip(aggregates, stored, strict=True)))
 
         appended = self.store.append_many(batches, command_id=command_id, project=project)
         for aggregate, _ in changes:

@@ -12,8 +12,8 @@ Guarantees, each proven by a test against a real server
    in the appending transaction and held until it commits), so a reader
    tailing by sequence never skips an event that commits late with a lower
    sequence, and the log has no gaps.
-4. The ``project`` callback of an append runs in the appending transaction:
-   the service's read models commit with their events, or neither does.
+4. The statements ``project`` returns run in the appending transaction: the
+   service's read models commit with their events, or neither does.
 5. (see :mod:`shared.tracking`) a consumer's position commits with its effects.
 6. Events stored under an older schema version are upcast when read.
 """
@@ -28,6 +28,7 @@ from psycopg.types.json import Jsonb
 from shared.envelope import Event
 from shared.errors import Conflict
 
+APPEND = "SELECT last_seq, base FROM rembug_append(%s, %s, %s, %s, %s)"
 CONFLICT_SQLSTATE = "RB409"
 DUPLICATE_SQLSTATE = "RB208"
 # actor fields as text: decoding one jsonb per row is the dearest part of a log read
@@ -83,31 +84,39 @@ class EventStore:
     def append(self, stream, expected_version, events, command_id=None, project=None):
         """Append ``events`` to ``stream`` if it is at ``expected_version`` (None: anywhere).
 
-        ``project(conn, events)`` runs in the same transaction (see
+        ``project(events)`` returns the projection's statements (see
         :meth:`append_many`). Returns :class:`Appended`.
         """
-        one = None if project is None else (lambda conn, batches: project(conn, batches[0]))
+        one = None if project is None else (lambda batches: project(batches[0]))
         return self.append_many([(stream, expected_version, events)], command_id, one)
 
     def append_many(self, batches, command_id=None, project=None):
         """Append to several streams in one transaction: all of them, or none.
 
         ``batches`` is a list of ``(stream, expected_version, events)``.
-        ``project(conn, batches_of_events)`` runs first in the transaction, with
-        each event's stream and version (its sequence is not handed out yet);
-        then the appends and the commit go to the server in one message, so the
-        log-head lock is held only while the server works. A duplicate command
-        returns every event the first attempt stored.
+        ``project(batches_of_events)`` returns the read models' writes as
+        ``(sql, params)`` statements, given each event with its stream and
+        version (its sequence is handed out later, under the lock); they run in
+        the same transaction, before the appends. The statements, the appends
+        and the commit go to the server as one message, one implicit
+        transaction: the log-head lock is then held only while the server
+        works, never while this process waits behind other green threads, and
+        a command costs one round trip. A duplicate command returns every event
+        the first attempt stored.
         """
         pending = [
             [e.stored(self.source, _version(expected, i), None) for i, e in enumerate(events)]
             for _, expected, events in batches
         ]
+        statements = [] if project is None else list(project(pending))
+        for n, (stream, expected, events) in enumerate(batches):
+            statements.append(
+                (APPEND, [stream, expected, command_id, n == 0, Jsonb(_payload(events))])
+            )
         with self.db.connection() as conn:
             try:
-                rows = self._append_and_commit(conn, batches, command_id, project, pending)
+                rows = _run_as_one_transaction(conn, statements)[-len(batches) :]
             except psycopg.Error as exc:
-                _rollback(conn)
                 if exc.sqlstate == DUPLICATE_SQLSTATE:
                     return Appended(self.events_of_command(command_id), duplicate=True)
                 if exc.sqlstate == CONFLICT_SQLSTATE:
@@ -116,48 +125,11 @@ class EventStore:
                         "reload and try again"
                     ) from None
                 raise
-            except BaseException:
-                _rollback(conn)
-                raise
         stored = []
         for (last_seq, base), events in zip(rows, pending, strict=True):
             first = last_seq - len(events) + 1
             stored += [e.stored(self.source, base + i + 1, first + i) for i, e in enumerate(events)]
         return Appended(stored)
-
-    def _append_and_commit(self, conn, batches, command_id, project, pending):
-        """Project, then send every stream's append and the commit as one message.
-
-        One simple-protocol message lets the server take the log-head lock and
-        commit without waiting for this process again: under eventlet a green
-        thread waiting between two messages can wait for milliseconds of other
-        threads' work, and every other writer would wait with it. Without a
-        projection the appends run in autocommit, which PostgreSQL runs as one
-        implicit transaction.
-        """
-        statements = ["SELECT last_seq, base FROM rembug_append(%s, %s, %s, %s, %s)"] * len(batches)
-        params = []
-        for n, (stream, expected, events) in enumerate(batches):
-            params += [stream, expected, command_id, n == 0, Jsonb(_payload(events))]
-        if project is None:
-            conn.autocommit = True
-        else:
-            with conn.pipeline():  # BEGIN and the projection's writes in one round trip
-                project(conn, pending)
-            statements.append("COMMIT")
-        try:
-            if len(statements) == 1:  # the common case: one prepared statement
-                cursor = conn.cursor(row_factory=tuple_row)
-                return [cursor.execute(statements[0], params, prepare=True).fetchone()]
-            cursor = ClientCursor(conn, row_factory=tuple_row)
-            cursor.execute("; ".join(statements), params)
-            rows = [cursor.fetchone()]
-            while len(rows) < len(batches) and cursor.nextset():
-                rows.append(cursor.fetchone())
-            return rows
-        finally:
-            if project is None and not conn.closed:
-                conn.autocommit = False
 
     def load(self, stream, conn=None):
         """Every event of ``stream`` in stream order (empty if it does not exist)."""
@@ -249,9 +221,31 @@ def _payload(events):
     ]
 
 
-def _rollback(conn):
-    if not conn.closed:
-        conn.rollback()
+def _run_as_one_transaction(conn, statements):
+    """Run ``(sql, params)`` statements as one message, one implicit transaction.
+
+    Returns each statement's first row (None for a statement without rows).
+    One statement goes as a prepared statement; several are bound client-side
+    and sent as one simple-protocol query, which PostgreSQL runs atomically.
+    """
+    conn.autocommit = True
+    try:
+        if len(statements) == 1:
+            sql, params = statements[0]
+            cursor = conn.cursor(row_factory=tuple_row)
+            return [cursor.execute(sql, params, prepare=True).fetchone()]
+        cursor = ClientCursor(conn, row_factory=tuple_row)
+        cursor.execute(
+            "; ".join(sql for sql, _ in statements), [p for _, ps in statements for p in ps]
+        )
+        rows = []
+        while True:
+            rows.append(cursor.fetchone() if cursor.description else None)
+            if not cursor.nextset():
+                return rows
+    finally:
+        if not conn.closed:
+            conn.autocommit = False
 
 
 def _version(expected, index):

@@ -1,7 +1,7 @@
 """The proposals service's read models: written with their events, queried by RPC.
 
-:func:`project` is the service's projection: it runs in every appending
-transaction, so a query right after a command sees the command's effect
+:func:`project` is the service's projection: its statements run in every
+appending transaction, so a query right after a command sees the command's effect
 (read-your-writes), and a view never shows an event that was not stored.
 """
 
@@ -20,17 +20,19 @@ from shared.errors import NotFound
 PROPOSAL_FILTERS = ("kelurahan", "rw", "status", "sector", "year")
 
 
-def project(conn, changes):
-    """Upsert the view of every proposal and forum a command changed."""
+def project(changes):
+    """The statements that upsert the view of every proposal and forum a command changed."""
+    statements = []
     for aggregate, events in changes:
         if isinstance(aggregate, Proposal):
-            _upsert_proposal(conn, aggregate.snapshot(), events[0].time)
+            statements.append(_upsert_proposal(aggregate.snapshot(copy=False), events[0].time))
         elif isinstance(aggregate, Forum):
-            _upsert_forum(conn, aggregate.snapshot())
+            statements.append(_upsert_forum(aggregate.snapshot(copy=False)))
+    return statements
 
 
-def _upsert_proposal(conn, view, time):
-    conn.execute(
+def _upsert_proposal(view, time):
+    return (
         "INSERT INTO proposal_view (id, kelurahan, year, rw, status, sector, score_total, rank,"
         " submitted_at, version, view) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT (id) DO UPDATE SET rw = excluded.rw, status = excluded.status,"
@@ -49,12 +51,11 @@ def _upsert_proposal(conn, view, time):
             view["version"],
             Jsonb(view),
         ],
-        prepare=True,
     )
 
 
-def _upsert_forum(conn, view):
-    conn.execute(
+def _upsert_forum(view):
+    return (
         "INSERT INTO forum_view (id, kelurahan, year, version, view) VALUES (%s, %s, %s, %s, %s)"
         " ON CONFLICT (id) DO UPDATE SET version = excluded.version, view = excluded.view",
         [view["id"], view["kelurahan"], view["year"], view["version"], Jsonb(view)],

@@ -105,48 +105,42 @@ def test_tailing_reader_never_skips_an_event_that_commits_late(store, db):
     assert [(e.stream, e.sequence) for e in events] == [("slow", 1), ("fast", 2)]
 
 
-def test_a_slow_projection_does_not_hold_up_other_writers(store):
-    """Projections run before the log head is locked, so one slow command blocks no other."""
-    held = threading.Event()
-    release = threading.Event()
-
-    def slow_project(conn, events):
-        held.set()
-        release.wait(5)
-
-    slow = threading.Thread(
-        target=store.append,
-        args=("slow", 0, [make_event(stream="slow")]),
-        kwargs={"project": slow_project},
-    )
-    slow.start()
-    held.wait(5)
-    store.append("fast", 0, [make_event(stream="fast")])
-    assert [e.stream for e in store.read()] == ["fast"]
-    release.set()
-    slow.join(5)
-    assert [(e.stream, e.sequence) for e in store.read()] == [("fast", 1), ("slow", 2)]
-
-
 def test_projection_commits_with_its_events(store, db):
     with db.connection() as conn, conn.transaction():
-        conn.execute("CREATE TABLE counts (stream text PRIMARY KEY, n int)")
+        conn.execute("CREATE TABLE counts (stream text PRIMARY KEY, n int CHECK (n < 2))")
 
-    def project(conn, events):
-        conn.execute("INSERT INTO counts VALUES (%s, %s)", [events[0].stream, len(events)])
+    def project(events):
+        return [("INSERT INTO counts VALUES (%s, %s)", [events[0].stream, len(events)])]
 
     store.append("a", 0, [make_event(stream="a")], project=project)
 
-    def failing_project(conn, events):
-        project(conn, events)
+    # the projection's write fails in the database: the events are not written either
+    with pytest.raises(psycopg.errors.CheckViolation):
+        store.append("b", 0, [make_event(stream="b"), make_event(stream="b")], project=project)
+
+    def failing_project(events):
         raise RuntimeError("projection failed")
 
     with pytest.raises(RuntimeError):
-        store.append("b", 0, [make_event(stream="b")], project=failing_project)
+        store.append("c", 0, [make_event(stream="c")], project=failing_project)
+
+    # events that cannot be appended take their projection with them
+    with pytest.raises(Conflict):
+        store.append(
+            "a", 0, [make_event(stream="a")], project=lambda _: project([make_event("x", "d")])
+        )
+
     with db.connection() as conn:
         assert conn.execute("SELECT stream FROM counts").fetchall() == [{"stream": "a"}]
-    assert store.load("b") == []
+    assert store.load("b") == [] and store.load("c") == []
     assert count_events(db) == 1
+
+
+def test_projection_sees_stream_versions_before_sequences(store):
+    seen = []
+    store.append("a", 0, [make_event(stream="a")])
+    store.append("a", 1, [make_event(stream="a")], project=lambda events: seen.extend(events) or [])
+    assert [(e.version, e.sequence) for e in seen] == [(2, None)]
 
 
 def test_events_of_an_older_schema_version_are_upcast_on_read(db):
