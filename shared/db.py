@@ -1,9 +1,11 @@
 """PostgreSQL connections that cooperate with eventlet, and migrations under a lock.
 
 psycopg's C wait function blocks eventlet's hub, so ten concurrent queries in
-one service would run one after another. :func:`connect` switches psycopg to
-its pure-Python selector wait whenever eventlet has patched ``select``: queries
-then yield to other green threads while they wait on the server.
+one service would run one after another. :func:`connect` gives psycopg a wait
+function that parks the green thread on eventlet's hub whenever eventlet has
+patched ``select``: queries then yield to other green threads while they wait
+on the server. (psycopg's own ``wait_selector`` cooperates too, but builds a
+selector for every wait.)
 """
 
 import hashlib
@@ -13,9 +15,12 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+import orjson
 import psycopg
 import psycopg.waiting
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_dumps, set_json_loads
+from psycopg.waiting import Ready, Wait
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +35,57 @@ def _eventlet_patched():
 def cooperate_with_eventlet():
     """Make psycopg yield to eventlet's hub if, and only if, eventlet is monkey patched."""
     if _eventlet_patched():
-        psycopg.waiting.wait = psycopg.waiting.wait_selector
+        psycopg.waiting.wait = wait_on_hub
+
+
+def wait_on_hub(gen, fileno, interval=None, timeout=None):
+    """A psycopg wait function: run ``gen``, parking on eventlet's hub whenever it would block.
+
+    ``interval`` and ``timeout`` (psycopg's Ctrl-C polling and wait limit) are
+    not needed under eventlet, where a green thread can be killed while parked.
+    """
+    import greenlet
+    from eventlet.hubs import get_hub
+
+    hub, current = get_hub(), greenlet.getcurrent()
+    try:
+        state = next(gen)
+        while True:
+            listeners = []
+            if state & Wait.R:
+                listeners.append(
+                    hub.add(
+                        hub.READ, fileno, lambda _: current.switch(Ready.R), current.throw, None
+                    )
+                )
+            if state & Wait.W:
+                listeners.append(
+                    hub.add(
+                        hub.WRITE, fileno, lambda _: current.switch(Ready.W), current.throw, None
+                    )
+                )
+            try:
+                ready = hub.switch()
+            finally:
+                for listener in listeners:
+                    hub.remove(listener)
+            state = gen.send(ready)
+    except StopIteration as done:
+        return done.value
 
 
 def connect(url, **kwargs):
-    """Open one connection (autocommit off, rows as dicts unless told otherwise)."""
+    """Open one connection (autocommit off, rows as dicts unless told otherwise).
+
+    jsonb goes through orjson: decoding event data is most of the cost of
+    reading a log.
+    """
     cooperate_with_eventlet()
     kwargs.setdefault("row_factory", dict_row)
-    return psycopg.connect(url, **kwargs)
+    conn = psycopg.connect(url, **kwargs)
+    set_json_loads(orjson.loads, conn)
+    set_json_dumps(orjson.dumps, conn)
+    return conn
 
 
 class Database:
