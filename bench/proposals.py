@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from bench import benchmark, compare, fresh_database, log, server_url
 from bench.nameko_rpc import CALLERS, SECONDS, noop_rpc_rate, rabbit_vhost, rpc_call_rate
 
-ROUNDS = 2
+ROUNDS = 4
 TARGET = 0.6
 
 

@@ -318,29 +318,32 @@ class Proposal(Aggregate):
     def location(self):
         return self.details.get("location")
 
-    def snapshot(self):
-        """The whole state as a JSON-native dict (the shape of ``ProposalView``)."""
-        return json_copy(
-            {
-                "id": self.id,
-                "version": self.version,
-                **self.details,
-                "status": self.status,
-                "verification_note": self.verification_note,
-                "reasons": self.reasons,
-                "criteria": self.criteria,
-                "scores": self.scores,
-                "score_total": self.score_total,
-                "rank": self.rank,
-                "forum_id": self.forum_id,
-                "decisions": self.decisions,
-                "progress": self.progress,
-                "milestones": self.milestones,
-                "merged_into": self.merged_into,
-                "co_proposers": self.co_proposers,
-                "history": self.history,
-            }
-        )
+    def snapshot(self, copy=True):
+        """The whole state as a JSON-native dict (the shape of ``ProposalView``).
+
+        ``copy=False`` shares the aggregate's own lists and dicts: for a caller
+        that serialises the snapshot at once and keeps nothing of it.
+        """
+        state = {
+            "id": self.id,
+            "version": self.version,
+            **self.details,
+            "status": self.status,
+            "verification_note": self.verification_note,
+            "reasons": self.reasons,
+            "criteria": self.criteria,
+            "scores": self.scores,
+            "score_total": self.score_total,
+            "rank": self.rank,
+            "forum_id": self.forum_id,
+            "decisions": self.decisions,
+            "progress": self.progress,
+            "milestones": self.milestones,
+            "merged_into": self.merged_into,
+            "co_proposers": self.co_proposers,
+            "history": self.history,
+        }
+        return json_copy(state) if copy else state
 
     def _require_exists(self):
         if self.status is None:
@@ -742,24 +745,27 @@ class Forum(Aggregate):
         """The forum's criteria, or DEFAULT_CRITERIA until it sets its own (a copy)."""
         return json_copy(list(self.criteria or DEFAULT_CRITERIA))
 
-    def snapshot(self):
-        """The whole state as a JSON-native dict (the shape of ``ForumView``)."""
-        return json_copy(
-            {
-                "id": self.id,
-                "version": self.version,
-                "kelurahan": self.kelurahan,
-                "year": self.year,
-                "status": self.status,
-                "date": self.date,
-                "theme": self.theme,
-                "place": self.place,
-                "criteria": self.criteria,
-                "held": self.held,
-                "ranking": self.ranking,
-                "history": self.history,
-            }
-        )
+    def snapshot(self, copy=True):
+        """The whole state as a JSON-native dict (the shape of ``ForumView``).
+
+        ``copy=False`` shares the aggregate's own lists and dicts: for a caller
+        that serialises the snapshot at once and keeps nothing of it.
+        """
+        state = {
+            "id": self.id,
+            "version": self.version,
+            "kelurahan": self.kelurahan,
+            "year": self.year,
+            "status": self.status,
+            "date": self.date,
+            "theme": self.theme,
+            "place": self.place,
+            "criteria": self.criteria,
+            "held": self.held,
+            "ranking": self.ranking,
+            "history": self.history,
+        }
+        return json_copy(state) if copy else state
 
     def _require_exists(self):
         if self.status is None:

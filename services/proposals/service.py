@@ -51,7 +51,7 @@ class ProposalsService(EventSourcedService):
         stored = self.repo.save((proposal, proposal_stream(proposal.id)), command_id=command_id)
         if stored[0].stream != proposal_stream(proposal.id):  # a concurrent retry won
             return views.get_proposal(self.repo.db, stored[0].stream.removeprefix("proposal-"))
-        return proposal.snapshot()
+        return proposal.snapshot(copy=False)  # serialised into the reply at once
 
     @rpc
     def revise(self, **payload):
@@ -240,7 +240,7 @@ class ProposalsService(EventSourcedService):
         proposal = self._load_proposal(data["proposal_id"])
         act(proposal, actor, data, meta_for(actor))
         self.repo.save((proposal, proposal_stream(proposal.id)), command_id=data["command_id"])
-        return proposal.snapshot()
+        return proposal.snapshot(copy=False)  # serialised into the reply at once
 
     def _change_forum(self, schema, payload, act):
         actor = self.auth.actor
