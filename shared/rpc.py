@@ -22,6 +22,11 @@ class InternalError(Exception):
 
 
 class Rpc(NamekoRpc):
+    def __init__(self, **kwargs):
+        # nameko logs an expected error as a warning, anything else as a crash
+        kwargs.setdefault("expected_exceptions", RembugError)
+        super().__init__(**kwargs)
+
     def handle_result(self, message, worker_ctx, result, exc_info):
         if exc_info is not None and not isinstance(exc_info[1], PASSED_THROUGH):
             log.error(

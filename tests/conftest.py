@@ -71,3 +71,17 @@ def service_env(rabbit_config, database_url):
         "DATABASE_URL": database_url,
         "AUTH_SECRET": AUTH_SECRET,
     }
+
+
+@pytest.fixture
+def start_service(container_factory, rabbit_config, service_env, monkeypatch):
+    """Start a service class as a node's service on this test's vhost and schema."""
+    for key, value in service_env.items():
+        monkeypatch.setenv(key, value)
+
+    def start(service_cls):
+        container = container_factory(service_cls, {"AMQP_URI": rabbit_config["AMQP_URI"]})
+        container.start()
+        return container
+
+    return start

@@ -50,11 +50,8 @@ class Probe(EventSourcedService):
 
 
 @pytest.fixture
-def probe(container_factory, rabbit_config, service_env, monkeypatch):
-    for key, value in service_env.items():
-        monkeypatch.setenv(key, value)
-    container = container_factory(Probe, {"AMQP_URI": rabbit_config["AMQP_URI"]})
-    container.start()
+def probe(start_service, rabbit_config):
+    start_service(Probe)
     return rabbit_config
 
 

@@ -13,12 +13,9 @@ from tests.conftest import AUTH_SECRET
 
 
 @pytest.fixture
-def proposals(container_factory, rabbit_config, service_env, monkeypatch):
+def proposals(start_service, rabbit_config):
     """Start the service; returns a function that opens a client acting as an actor."""
-    for key, value in service_env.items():
-        monkeypatch.setenv(key, value)
-    container = container_factory(ProposalsService, {"AMQP_URI": rabbit_config["AMQP_URI"]})
-    container.start()
+    container = start_service(ProposalsService)
 
     @contextmanager
     def client(actor=None):
