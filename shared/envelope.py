@@ -6,6 +6,10 @@ are ``sequence`` (position in the source's log, gap-free), ``streamversion``,
 ``correlationid``, ``causationid``, ``dataversion`` (schema version of
 ``data``), ``actorid`` and ``actorrole``. ``source`` + ``id`` identifies an
 event everywhere; consumers deduplicate on it (or on source + sequence).
+
+An event's ``data["personal"]`` (everything that identifies or describes a
+person, sealed per person in the store: :mod:`shared.pii`) never leaves its
+service: the CloudEvents form carries the data without it.
 """
 
 import uuid
@@ -14,6 +18,7 @@ from datetime import UTC, datetime
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
+PERSONAL = "personal"
 
 
 def utcnow():
@@ -41,8 +46,15 @@ class Event:
         """The same event as the store records it."""
         return replace(self, source=source, version=version, sequence=sequence)
 
+    def with_data(self, data):
+        """The same event carrying other data (sealed or unsealed personal part)."""
+        return replace(self, data=data)
+
     def to_cloudevent(self):
-        """The event as a CloudEvents 1.0 JSON object."""
+        """The event as a CloudEvents 1.0 JSON object, without ``data["personal"]``."""
+        data = self.data
+        if PERSONAL in data:
+            data = {key: value for key, value in data.items() if key != PERSONAL}
         return {
             "specversion": SPEC_VERSION,
             "id": self.id,
@@ -58,7 +70,7 @@ class Event:
             "dataversion": self.data_version,
             "actorid": self.actor.get("id"),
             "actorrole": self.actor.get("role"),
-            "data": self.data,
+            "data": data,
         }
 
     @classmethod

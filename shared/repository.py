@@ -30,17 +30,30 @@ class EventStoreProvider(DependencyProvider):
     service's projection: given ``[(aggregate, events), ...]`` it returns the
     ``(sql, params)`` statements that update the read models, run in every
     appending transaction.
+
+    ``personal=True`` is for a service whose events carry ``data["personal"]``:
+    it is sealed with the aggregate's own key (:mod:`shared.pii`, the master
+    key from ``PII_MASTER_KEY``) before it is stored, and unsealed when an
+    aggregate is loaded (None once the aggregate's key was erased).
     """
 
-    def __init__(self, service, migrations, event_schemas, project=None, upcasters=None):
+    def __init__(
+        self, service, migrations, event_schemas, project=None, upcasters=None, personal=False
+    ):
         self.service = service
         self.migrations = migrations
         self.event_schemas = event_schemas
         self.project = project
         self.upcasters = upcasters or Upcasters()
+        self.personal = personal
 
     def setup(self):
         self.config = configmod.load(self.service)
+        self.protector = None
+        if self.personal:
+            from shared.pii import Protector
+
+            self.protector = Protector.from_env()
         self.db = Database(self.config.database_url, size=20)
         migrate(self.db, MIGRATIONS, self.migrations)
         self.store = EventStore(self.db, self.config.source, self.upcasters)
@@ -70,6 +83,11 @@ class Repository:
         events = self.store.load(stream)
         if not events:
             raise NotFound(f"{what or aggregate_cls.__name__.lower()} {id} does not exist")
+        protector = self.provider.protector
+        if protector is not None:
+            with self.db.connection() as conn:
+                events = [e.with_data(protector.unseal(conn, e.data)) for e in events]
+                conn.rollback()
         return aggregate_cls.replay(id, [(e.type, e.data, _meta(e)) for e in events])
 
     def save(self, *changes, command_id=None, causation_id=None):
@@ -84,7 +102,7 @@ class Repository:
         batches = []
         for aggregate, stream in changes:
             events = [
-                self._event(stream, type_, data, meta, causation_id)
+                self._event(stream, type_, self._seal(aggregate, data), meta, causation_id)
                 for type_, data, meta in aggregate.pending
             ]
             batches.append((stream, aggregate.version - len(events), events))
@@ -99,6 +117,18 @@ class Repository:
         for aggregate, _ in changes:
             aggregate.pending = []
         return appended.events
+
+    def _seal(self, aggregate, data):
+        """``data`` with its personal part sealed under the aggregate's key, if it has one.
+
+        The key is created in its own transaction: a key without events is
+        harmless, and the append stays one message.
+        """
+        protector = self.provider.protector
+        if protector is None or "personal" not in data:
+            return data
+        with self.db.transaction() as conn:
+            return protector.seal(conn, aggregate.id, data)
 
     def _event(self, stream, type_, data, meta, causation_id):
         schema_cls = self.provider.event_schemas[type_]

@@ -173,3 +173,12 @@ def test_cloudevent_round_trip(store):
     assert ce["source"] == SOURCE
     assert ce["sequence"] == 1 and ce["streamversion"] == 1
     assert type(stored).from_cloudevent(ce) == stored
+
+
+def test_personal_data_never_leaves_in_the_cloudevent_form(store):
+    event = Event(
+        type="resident.moved", stream="r-1", data={"personal": {"nik": "x"}, "public": {"rw": 7}}
+    )
+    [stored] = store.append("r-1", 0, [event]).events
+    assert stored.to_cloudevent()["data"] == {"public": {"rw": 7}}
+    assert store.read()[0].data["personal"] == {"nik": "x"}  # kept in the store itself
