@@ -18,9 +18,10 @@ import psycopg  # noqa: E402
 import pytest  # noqa: E402
 
 from shared import db as dbmod  # noqa: E402
-from tests import servers  # noqa: E402
+from tests import leakwatch, servers  # noqa: E402
 
 AUTH_SECRET = "test-secret-" + "x" * 32
+PII_MASTER_KEY = "cmVtYnVnLXRlc3RzLW9ubHktbWFzdGVyLWtleS0zMmI="  # 32 bytes, for tests only
 
 
 def pytest_configure(config):
@@ -28,6 +29,23 @@ def pytest_configure(config):
     config.option.RABBIT_AMQP_URI = os.environ["AMQP_URI"]
     config.option.RABBIT_API_URI = os.environ["RABBIT_API_URI"]
     config.option.suppress_eventlet_notification = True
+    leakwatch.install()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run if personal data was seen in a log, an error reply or an event."""
+    found = leakwatch.findings()
+    texts, names = leakwatch.watched()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(
+            f"leak watch: {texts} log lines, error replies and events examined "
+            f"for NIK-shaped numbers and {names} generated names: {len(found)} found"
+        )
+        for where, kind in sorted(set(found)):
+            reporter.write_line(f"  personal data ({kind}) in {where}", red=True)
+    if found:
+        session.exitstatus = 1
 
 
 def pytest_unconfigure(config):
@@ -70,6 +88,7 @@ def service_env(rabbit_config, database_url):
         "AMQP_URI": rabbit_config["AMQP_URI"],
         "DATABASE_URL": database_url,
         "AUTH_SECRET": AUTH_SECRET,
+        "PII_MASTER_KEY": PII_MASTER_KEY,
     }
 
 

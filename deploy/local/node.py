@@ -9,6 +9,7 @@ State (the node's signing secret, logs) lives under ``run/<kelurahan code>/``.
 """
 
 import argparse
+import base64
 import ctypes
 import json
 import os
@@ -46,13 +47,23 @@ def node_paths(code):
     return state
 
 
-def auth_secret(state):
-    """The node's token-signing secret, made once and kept in ``run/<code>/auth_secret``."""
-    path = state / "auth_secret"
+def node_secret(state, name, make):
+    """A secret of the node, made once with ``make()`` and kept in ``run/<code>/<name>``."""
+    path = state / name
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(48))
-        path.chmod(0o600)
+        path.touch(mode=0o600)
+        path.write_text(make())
     return path.read_text().strip()
+
+
+def auth_secret(state):
+    """The key that signs callers' tokens."""
+    return node_secret(state, "auth_secret", lambda: secrets.token_urlsafe(48))
+
+
+def pii_master_key(state):
+    """The key that wraps every resident's data key: lose it and personal data is gone."""
+    return node_secret(state, "pii_master_key", lambda: base64.b64encode(os.urandom(32)).decode())
 
 
 def vhost_name(code):
@@ -102,6 +113,7 @@ def service_environment(code, service, state):
         "AMQP_URI": f"{AMQP_SERVER}/{vhost}",
         "DATABASE_URL": f"{PG_SERVER}/{database_name(code, service)}",
         "AUTH_SECRET": auth_secret(state),
+        "PII_MASTER_KEY": pii_master_key(state),
         "PYTHONPATH": str(ROOT),
         "PYTHONWARNINGS": "ignore::DeprecationWarning",  # eventlet's notice, in every log
     }
