@@ -44,7 +44,7 @@ from marshmallow.validate import Equal, Length, OneOf, Range, Regexp
 
 from services.proposals import schemas as proposals_schemas
 from shared.actor import ROLES
-from shared.envelope import CONTENT_TYPE, SPEC_VERSION
+from shared.envelope import CONTENT_TYPE, PERSONAL, SPEC_VERSION
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "docs" / "asyncapi.json"
@@ -302,7 +302,7 @@ def envelope_schema(service, event_type, schema_cls):
         "dataversion": {"const": getattr(schema_cls, "version", 1)},
         "actorid": {"type": "string", "minLength": 1, "description": "Pseudonymous user id."},
         "actorrole": {"type": "string", "enum": list(ROLES)},
-        "data": json_schema(schema_cls),
+        "data": published_data(json_schema(schema_cls)),
     }
     return {
         "type": "object",
@@ -311,6 +311,13 @@ def envelope_schema(service, event_type, schema_cls):
         "required": list(properties),
         "additionalProperties": False,
     }
+
+
+def published_data(data_schema):
+    """The data schema as published: without ``personal``, which never leaves its service."""
+    properties = {k: v for k, v in data_schema.get("properties", {}).items() if k != PERSONAL}
+    required = [name for name in data_schema.get("required", []) if name != PERSONAL]
+    return {**data_schema, "properties": properties, "required": required}
 
 
 # -- the document -----------------------------------------------------------------------

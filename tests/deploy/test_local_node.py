@@ -115,7 +115,7 @@ def test_services_stop_when_the_supervisor_is_killed(local_node):
     children = subprocess.run(
         ["pgrep", "-P", str(local_node.pid)], capture_output=True, text=True
     ).stdout.split()
-    assert len(children) == 2  # the service and its relay
+    assert len(children) == 2 * len(node.SERVICES)  # each service and its relay
     local_node.kill()
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
