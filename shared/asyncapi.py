@@ -42,6 +42,7 @@ from pathlib import Path
 from marshmallow import RAISE, Schema, fields, missing
 from marshmallow.validate import Equal, Length, OneOf, Range, Regexp
 
+from services.citizens import schemas as citizens_schemas
 from services.proposals import schemas as proposals_schemas
 from shared.actor import ROLES
 from shared.envelope import CONTENT_TYPE, PERSONAL, SPEC_VERSION
@@ -53,7 +54,10 @@ AMQP_BINDING_VERSION = "0.3.0"
 PERSISTENT = 2
 
 #: Service name -> its EVENT_SCHEMAS (event type -> marshmallow schema with ``version``).
-SERVICES = {"proposals": proposals_schemas.EVENT_SCHEMAS}
+SERVICES = {
+    "proposals": proposals_schemas.EVENT_SCHEMAS,
+    "citizens": citizens_schemas.EVENT_SCHEMAS | citizens_schemas.ACCESS_EVENT_SCHEMAS,
+}
 
 #: The ``source`` of a service's events: ``/kelurahan/<code>/<service>`` or ``/city/32.75/<service>``.
 SOURCE_PATTERN = r"^/(kelurahan/32\.75\.[0-9]{2}\.[0-9]{4}|city/32\.75)/{service}$"
@@ -77,12 +81,13 @@ class Unsupported(TypeError):
 # -- marshmallow -> JSON Schema ---------------------------------------------------------
 
 
-def json_schema(schema, _seen=()):
+def json_schema(schema, _seen=(), exclude=()):
     """The JSON Schema (draft-07) of what ``schema`` (class or instance) accepts on load.
 
     Required fields (unless the schema is ``partial``) are ``required``; a schema
-    with ``unknown = RAISE`` allows no other property. Raises :class:`Unsupported`
-    for a field or validator without a mapping, or a schema that nests itself.
+    with ``unknown = RAISE`` allows no other property; fields named in
+    ``exclude`` are left out. Raises :class:`Unsupported` for a field or
+    validator without a mapping, or a schema that nests itself.
     """
     schema = schema() if isinstance(schema, type) else schema
     cls = type(schema)
@@ -91,6 +96,8 @@ def json_schema(schema, _seen=()):
     properties, required = {}, []
     for name, field in schema.load_fields.items():
         key = field.data_key or name
+        if key in exclude:
+            continue
         properties[key] = field_schema(field, (*_seen, cls))
         if field.required and not _is_partial(schema, name):
             required.append(key)
@@ -302,7 +309,8 @@ def envelope_schema(service, event_type, schema_cls):
         "dataversion": {"const": getattr(schema_cls, "version", 1)},
         "actorid": {"type": "string", "minLength": 1, "description": "Pseudonymous user id."},
         "actorrole": {"type": "string", "enum": list(ROLES)},
-        "data": published_data(json_schema(schema_cls)),
+        # the personal part never leaves its service (shared.envelope)
+        "data": json_schema(schema_cls, exclude=(PERSONAL,)),
     }
     return {
         "type": "object",
@@ -311,13 +319,6 @@ def envelope_schema(service, event_type, schema_cls):
         "required": list(properties),
         "additionalProperties": False,
     }
-
-
-def published_data(data_schema):
-    """The data schema as published: without ``personal``, which never leaves its service."""
-    properties = {k: v for k, v in data_schema.get("properties", {}).items() if k != PERSONAL}
-    required = [name for name in data_schema.get("required", []) if name != PERSONAL]
-    return {**data_schema, "properties": properties, "required": required}
 
 
 # -- the document -----------------------------------------------------------------------

@@ -33,6 +33,10 @@ SERVICES = {
         "class": "services.proposals.service:ProposalsService",
         "migrations": ROOT / "services" / "proposals" / "migrations",
     },
+    "citizens": {
+        "class": "services.citizens.service:CitizensService",
+        "migrations": ROOT / "services" / "citizens" / "migrations",
+    },
 }
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DEFAULT_KELURAHAN = "32.75.05.1002"  # Pengasinan, Kec. Rawalumbu

@@ -1111,3 +1111,53 @@ ServiceDeskCounts = Schema.from_dict(
     name="ServiceDeskCounts",
 )
 ServiceDeskCounts.__doc__ = "Requests by status, breaches of the 24-hour target, done on time."
+
+
+# -- access to personal data (added by the citizens service) ----------------------------
+
+PURPOSE_DEFAULT = "view"
+
+
+class ViewResident(GetResident):
+    """``get_resident`` with why the caller looks (recorded in the access log)."""
+
+    purpose = Text(1, 500, load_default=PURPOSE_DEFAULT)
+
+
+class FindResident(FindResidentByNik):
+    purpose = Text(1, 500, load_default=PURPOSE_DEFAULT)
+
+
+class Targeting(TargetingQuery):
+    """A targeting query; ``living_alone`` keeps residents with no other living member
+    in their family (e.g. elderly living alone)."""
+
+    living_alone = fields.Boolean(load_default=False)
+
+
+class _AccessPersonal(Strict):
+    """Sealed: free-text purpose, and who was looked at (a targeting result reveals the
+    category of everyone in it)."""
+
+    purpose = Text(1, 500, required=True)
+    resident_ids = fields.List(UuidStr(), required=True)
+
+
+class _AccessPublic(Strict):
+    rw = _unit(required=True, allow_none=True)
+
+
+class AccessEvent(Event):
+    """``access.targeting_queried`` / ``access.resident_viewed`` on stream ``access-log``."""
+
+    query = fields.String(required=True)
+    filters = fields.Dict(required=True)
+    count = Int(required=True)
+    personal = _personal(_AccessPersonal)
+    public = fields.Nested(_AccessPublic, required=True)
+
+
+ACCESS_EVENT_SCHEMAS = {
+    "access.targeting_queried": AccessEvent,
+    "access.resident_viewed": AccessEvent,
+}

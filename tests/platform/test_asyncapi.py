@@ -102,18 +102,21 @@ def test_document_has_the_asyncapi_3_shape(doc):
 
 def test_every_event_type_has_a_message_whose_payload_is_a_valid_schema(doc):
     messages = doc["components"]["messages"]
-    assert set(messages) == set(EVENT_SCHEMAS)
-    assert set(doc["channels"]["proposals.events"]["messages"]) == set(EVENT_SCHEMAS)
-    assert doc["channels"]["proposals.events"]["parameters"]["type"]["enum"] == list(EVENT_SCHEMAS)
-    for event_type, schema_cls in EVENT_SCHEMAS.items():
-        message = messages[event_type]
-        assert message["name"] == event_type
-        Draft7Validator.check_schema(message["payload"])
-        properties = message["payload"]["properties"]
-        assert properties["type"]["const"] == event_type
-        assert properties["dataversion"] == {"const": schema_cls.version}
-        assert set(message["payload"]["required"]) == set(properties)
-        assert "$ref" not in json.dumps(message["payload"])  # self-contained
+    assert set(messages) == {t for schemas_ in asyncapi.SERVICES.values() for t in schemas_}
+    for service, event_schemas in asyncapi.SERVICES.items():
+        channel = doc["channels"][f"{service}.events"]
+        assert set(channel["messages"]) == set(event_schemas)
+        assert channel["parameters"]["type"]["enum"] == list(event_schemas)
+        for event_type, schema_cls in event_schemas.items():
+            message = messages[event_type]
+            assert message["name"] == event_type
+            Draft7Validator.check_schema(message["payload"])
+            properties = message["payload"]["properties"]
+            assert properties["type"]["const"] == event_type
+            assert properties["dataversion"] == {"const": schema_cls.version}
+            assert set(message["payload"]["required"]) == set(properties)
+            assert "personal" not in properties["data"]["properties"]  # never published
+            assert "$ref" not in json.dumps(message["payload"])  # self-contained
 
 
 # -- marshmallow -> JSON Schema ---------------------------------------------------------
