@@ -154,9 +154,11 @@ def migrate(db, *folders):
     """Apply the ``*.sql`` files of each folder once, in name order, under an advisory lock.
 
     Each file is applied in its own transaction together with its row in
-    ``schema_migrations``; the lock makes concurrent starters wait instead of
-    racing on ``CREATE TABLE``. ``folders`` default to the platform's own.
-    Returns the names applied now.
+    ``schema_migrations`` (name and SHA-256); the lock makes concurrent starters
+    wait instead of racing on ``CREATE TABLE``. A file changed after it was
+    applied stops the start with :class:`MigrationChanged`: a database must
+    never silently differ from its migrations. ``folders`` default to the
+    platform's own. Returns the names applied now.
     """
     folders = folders or (MIGRATIONS,)
     applied_now = []
@@ -169,19 +171,37 @@ def migrate(db, *folders):
                     "CREATE TABLE IF NOT EXISTS schema_migrations ("
                     " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
                 )
-            done = {r["name"] for r in conn.execute("SELECT name FROM schema_migrations")}
+                conn.execute("ALTER TABLE schema_migrations ADD COLUMN IF NOT EXISTS checksum text")
+            done = {
+                r["name"]: r["checksum"]
+                for r in conn.execute("SELECT name, checksum FROM schema_migrations")
+            }
             conn.commit()
             for folder in map(Path, folders):
                 for path in sorted(folder.glob("*.sql")):
                     name = f"{folder.parent.name}/{folder.name}/{path.name}"
+                    sql = path.read_text()
+                    checksum = hashlib.sha256(sql.encode()).hexdigest()
                     if name in done:
+                        if done[name] not in (None, checksum):
+                            raise MigrationChanged(
+                                f"migration {name} changed after it was applied to this "
+                                "database; put the change in a new migration file instead"
+                            )
                         continue
                     with conn.transaction():
-                        conn.execute(path.read_text())
-                        conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", [name])
+                        conn.execute(sql)
+                        conn.execute(
+                            "INSERT INTO schema_migrations (name, checksum) VALUES (%s, %s)",
+                            [name, checksum],
+                        )
                     log.info("applied migration %s", name)
                     applied_now.append(name)
         finally:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_unlock(%s)", [_lock_key("rembug.migrations")])
     return applied_now
+
+
+class MigrationChanged(Exception):
+    """An applied migration file was edited; the database no longer matches the code."""

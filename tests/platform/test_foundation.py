@@ -14,7 +14,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from shared import auth, config
 from shared.actor import Actor
 from shared.auth import Auth
-from shared.db import Database, migrate
+from shared.db import Database, MigrationChanged, migrate
 from shared.errors import ConfigError, Conflict, Forbidden, Unauthenticated, from_remote
 from shared.repository import EventStoreProvider
 from shared.rpc import rpc
@@ -141,7 +141,7 @@ def test_config_lists_every_problem_at_once():
 
 MIGRATE = """
 import sys
-from shared.db import Database, migrate
+from shared.db import Database, MigrationChanged, migrate
 print(len(migrate(Database(sys.argv[1]))))
 """
 
@@ -166,3 +166,20 @@ def test_concurrent_migrations_wait_for_each_other(database_url):
     db = Database(database_url)
     assert migrate(db) == []
     db.close()
+
+
+def test_a_migration_edited_after_it_was_applied_stops_the_start(database_url, tmp_path):
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    (folder / "001_things.sql").write_text("CREATE TABLE things (id int);")
+    db = Database(database_url)
+    try:
+        assert migrate(db, folder) == [
+            "tmp_path/migrations/001_things.sql".replace("tmp_path", tmp_path.name)
+        ]
+        assert migrate(db, folder) == []
+        (folder / "001_things.sql").write_text("CREATE TABLE things (id bigint);")
+        with pytest.raises(MigrationChanged, match="new migration file"):
+            migrate(db, folder)
+    finally:
+        db.close()
