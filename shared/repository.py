@@ -99,11 +99,12 @@ class Repository:
         with the same ``command_id`` stores nothing and returns what the first
         attempt stored. Returns the stored events.
         """
+        sealed = iter(self._seal_all(changes))
         batches = []
         for aggregate, stream in changes:
             events = [
-                self._event(stream, type_, self._seal(aggregate, data), meta, causation_id)
-                for type_, data, meta in aggregate.pending
+                self._event(stream, type_, next(sealed), meta, causation_id)
+                for type_, _, meta in aggregate.pending
             ]
             batches.append((stream, aggregate.version - len(events), events))
 
@@ -118,17 +119,23 @@ class Repository:
             aggregate.pending = []
         return appended.events
 
-    def _seal(self, aggregate, data):
-        """``data`` with its personal part sealed under the aggregate's key, if it has one.
+    def _seal_all(self, changes):
+        """The data of every pending event of ``changes``, in order, each with its personal
+        part sealed under its aggregate's key (if it has one).
 
-        The key is created in its own transaction: a key without events is
-        harmless, and the append stays one message.
+        The keys are created in one transaction of their own, by one
+        :meth:`shared.pii.Protector.seal_many` (the bulk path: an import of
+        hundreds of residents makes their keys in one statement): a key without
+        events is harmless, and the append stays one message.
         """
+        items = [
+            (aggregate.id, data) for aggregate, _ in changes for _, data, _ in aggregate.pending
+        ]
         protector = self.provider.protector
-        if protector is None or "personal" not in data:
-            return data
+        if protector is None or not any("personal" in data for _, data in items):
+            return [data for _, data in items]
         with self.db.transaction() as conn:
-            return protector.seal(conn, aggregate.id, data)
+            return protector.seal_many(conn, items)
 
     def _event(self, stream, type_, data, meta, causation_id):
         schema_cls = self.provider.event_schemas[type_]

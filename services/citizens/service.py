@@ -35,7 +35,7 @@ from shared.actor import KELURAHAN_STAFF
 from shared.auth import Auth
 from shared.domain import meta_for
 from shared.envelope import Event
-from shared.errors import Conflict, Forbidden, NotFound
+from shared.errors import Conflict, Forbidden, NotFound, ValidationError
 from shared.repository import EventStoreProvider
 from shared.rpc import rpc
 from shared.service import EventSourcedService
@@ -84,6 +84,87 @@ class CitizensService(EventSourcedService):
         if stored[0].stream != resident_stream(resident.id):  # a concurrent retry won
             return self._resident_snapshot(_id_of(stored[0].stream))
         return resident.snapshot(copy=False)
+
+    @rpc
+    def import_residents(self, import_id, rows):
+        """Register a batch of residents from an import (operator, lurah, admin).
+
+        ``rows`` is ``[{"line": n, "payload": {...}}]``, each payload a ``register``
+        payload with optional ``disability`` / ``welfare`` (the data of
+        ``record_disability`` / ``record_welfare`` without ``resident_id``; see
+        :mod:`services.citizens.importer`). Every good row stores the same events as
+        ``register`` (and ``record_*``); all of them go in one transaction under the
+        command id ``<import_id>:<first line>``, so a batch sent again stores nothing
+        twice. A row is rejected for invalid data, a NIK already registered or given
+        twice in the batch. Returns ``{"accepted", "rejected": [{"line", "reason"}],
+        "duplicate_batch"}``; a reason names fields and problems, never a value.
+        """
+        actor = self.auth.require(*KELURAHAN_STAFF)
+        rows = _import_rows(import_id, rows)
+        command_id = f"{import_id}:{rows[0]['line']}"
+        for attempt in range(3):
+            try:
+                return self._import_batch(actor, command_id, rows)
+            except _NikRace:  # a NIK registered meanwhile: look again, it is rejected now
+                if attempt == 2:
+                    raise Conflict(NIK_TAKEN) from None
+        raise AssertionError("unreachable")
+
+    def _import_batch(self, actor, command_id, rows):
+        done = self._already_done(command_id)
+        done_ids = {_id_of(e.stream) for e in done or ()}
+        meta = meta_for(actor)
+        pseudonym = self.repo.provider.protector.pseudonym
+        loaded, rejected = [], []
+        for row in rows:
+            try:
+                loaded.append((row["line"], *_import_load(row["payload"])))
+            except ValidationError as error:
+                rejected.append({"line": row["line"], "reason": _reason(error, row["payload"])})
+        tokens = [pseudonym(data["nik"]) for _, data, _ in loaded]
+        owners = views.residents_of_tokens(self.repo.db, tokens)
+        changes, seen, accepted = [], {}, 0
+        for (line, data, extras), token in zip(loaded, tokens, strict=True):
+            reason = None
+            if token in seen:
+                reason = f"nik: given twice in this import (first on line {seen[token]})"
+            elif owners.get(token) in done_ids:  # stored by this very batch, sent before
+                seen[token] = line
+                accepted += 1
+                continue
+            elif token in owners:
+                reason = f"nik: {NIK_TAKEN}"
+            else:
+                seen[token] = line
+                try:
+                    resident = self._import_one(actor, meta, data, extras)
+                except (ValidationError, Conflict, Forbidden) as error:
+                    reason = _reason(error, data)
+            if reason is None:
+                changes.append((resident, resident_stream(resident.id)))
+            else:
+                rejected.append({"line": line, "reason": reason})
+        rejected.sort(key=lambda r: r["line"])
+        if done or not changes:
+            return {"accepted": accepted, "rejected": rejected, "duplicate_batch": bool(done)}
+        try:
+            stored = self.repo.save(*changes, command_id=command_id)
+        except psycopg.errors.UniqueViolation as error:
+            if error.diag.constraint_name == "nik_index_pkey":
+                raise _NikRace from None
+            raise
+        if stored[0].stream != changes[0][1]:  # a concurrent send of this batch won
+            return self._import_batch(actor, command_id, rows)
+        return {"accepted": len(changes), "rejected": rejected, "duplicate_batch": False}
+
+    def _import_one(self, actor, meta, data, extras):
+        data["kelurahan"] = self._kelurahan
+        resident = Resident.register(_new_id(), actor, data, meta)
+        if extras.get("disability"):
+            resident.record_disability(actor, extras["disability"], meta)
+        if extras.get("welfare"):
+            resident.record_welfare(actor, extras["welfare"], meta)
+        return resident
 
     @rpc
     def move_within(self, **payload):
@@ -508,6 +589,91 @@ class CitizensService(EventSourcedService):
 
     def _resident_snapshot(self, resident_id):
         return self._load_resident(resident_id).snapshot(copy=False)
+
+
+class _NikRace(Exception):
+    """A NIK of the batch was registered by another command meanwhile."""
+
+
+IMPORT_BATCH_MAX = 2000
+_EXTRAS = {"disability": schemas.RecordDisability, "welfare": schemas.RecordWelfare}
+_PLAIN_VALUES = ("nik", "kk", "name", "address", "birth_place")
+
+
+def _import_rows(import_id, rows):
+    """The batch's rows, checked for shape (not content): ValidationError otherwise."""
+    if not isinstance(import_id, str) or not 1 <= len(import_id) <= 100:
+        raise ValidationError({"import_id": ["Give a text of 1 to 100 characters."]})
+    if not isinstance(rows, list) or not 1 <= len(rows) <= IMPORT_BATCH_MAX:
+        raise ValidationError({"rows": [f"Give a list of 1 to {IMPORT_BATCH_MAX} rows."]})
+    for row in rows:
+        if (
+            not isinstance(row, dict)
+            or not isinstance(row.get("line"), int)
+            or isinstance(row.get("line"), bool)
+            or not isinstance(row.get("payload"), dict)
+        ):
+            raise ValidationError({"rows": ['Each row is {"line": int, "payload": {...}}.']})
+    return rows
+
+
+def _import_load(payload):
+    """``(register data, {kind: record data})`` of one row, or ValidationError."""
+    payload = dict(payload)
+    payload.pop("command_id", None)
+    raw = {kind: payload.pop(kind, None) for kind in _EXTRAS}
+    errors, extras = {}, {}
+    try:
+        data = schemas.load(schemas.RegisterResident, payload)
+    except ValidationError as error:
+        errors.update(error.fields)
+    for kind, schema in _EXTRAS.items():
+        if raw[kind] is None:
+            continue
+        try:
+            record = schemas.load(schema, {**_as_dict(raw[kind]), "resident_id": _PLACEHOLDER})
+        except ValidationError as error:
+            errors[kind] = error.fields
+            continue
+        record.pop("command_id"), record.pop("resident_id")
+        extras[kind] = record
+    if errors:
+        raise ValidationError(errors)
+    data.pop("command_id")
+    return data, extras
+
+
+_PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
+
+
+def _as_dict(value):
+    return value if isinstance(value, dict) else {"_": value}
+
+
+def _reason(error, payload):
+    """What is wrong with a row, by field: ``field: message; ...`` without any value."""
+    if isinstance(error, ValidationError):
+        parts = []
+
+        def walk(prefix, messages):
+            if isinstance(messages, dict):
+                for key, value in sorted(messages.items(), key=lambda kv: str(kv[0])):
+                    walk(f"{prefix}.{key}" if prefix else str(key), value)
+            elif isinstance(messages, list | tuple):
+                for message in messages:
+                    walk(prefix, message)
+            else:
+                parts.append(f"{prefix}: {messages}" if prefix else str(messages))
+
+        walk("", error.fields)
+        reason = "; ".join(parts)
+    else:
+        reason = str(error)
+    for name in _PLAIN_VALUES:  # belt and braces: no message should echo these
+        value = payload.get(name) if isinstance(payload, dict) else None
+        if isinstance(value, str) and len(value) >= 3 and value in reason:
+            reason = reason.replace(value, "(value)")
+    return reason[:1000]
 
 
 def _formed(events):

@@ -284,6 +284,19 @@ def get_resident(db, resident_id):
     return ResidentView().dump(resident_row(db, resident_id)["view"])
 
 
+def residents_of_tokens(db, tokens):
+    """``{token: resident id}`` of the NIK pseudonyms among ``tokens`` that are indexed."""
+    if not tokens:
+        return {}
+    with db.connection() as conn:
+        rows = conn.execute(
+            "SELECT token, resident_id::text AS id FROM nik_index WHERE token = ANY(%s)",
+            [list(tokens)],
+        ).fetchall()
+        conn.rollback()
+    return {row["token"]: row["id"] for row in rows}
+
+
 def resident_of_token(db, token):
     """The id of the resident whose NIK has this pseudonym, or None."""
     with db.connection() as conn:
