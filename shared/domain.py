@@ -10,9 +10,18 @@ underscores, the prefix before the first dot is dropped: ``proposal.submitted``
 acting caller: who acts, and when.
 """
 
+from shared.errors import Conflict, NotFound
+
 
 class Aggregate:
-    """Base of every aggregate; ``version`` counts the events folded in."""
+    """Base of every aggregate; ``version`` counts the events folded in.
+
+    ``noun`` names the aggregate in messages ("proposal", "service request");
+    ``status`` is None until its first event.
+    """
+
+    noun = "aggregate"
+    status = None
 
     def __init__(self, id):
         self.id = id
@@ -33,6 +42,20 @@ class Aggregate:
         if handler is not None:
             handler(data, meta or {})
         self.version += 1
+
+    def _require_exists(self):
+        """NotFound unless the aggregate has been created."""
+        if self.status is None:
+            raise NotFound(f"{self.noun} {self.id} not found")
+
+    def _require_status(self, allowed, done):
+        """Conflict, saying why, unless the status is one of ``allowed`` for ``done``."""
+        if self.status not in allowed:
+            article = "an" if allowed[0][0] in "aeiou" else "a"
+            raise Conflict(
+                f"{self.noun} is {self.status}; only {article} {' or '.join(allowed)} "
+                f"{self.noun} can be {done}"
+            )
 
     def record(self, type_, data, meta=None):
         """Decide an event: fold it in now and keep it for the store to append."""

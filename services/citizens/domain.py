@@ -40,7 +40,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from services.citizens.nik import region_problem, validate_nik
 from shared.actor import KELURAHAN_STAFF
 from shared.domain import Aggregate, json_copy
-from shared.errors import Conflict, Forbidden, NotFound, ValidationError
+from shared.errors import Conflict, Forbidden, ValidationError
 
 # -- codes ------------------------------------------------------------------------------
 
@@ -506,6 +506,8 @@ class Resident(Aggregate):
     ``vulnerability_history``; ``erasure``; ``history`` (never personal).
     """
 
+    noun = "resident"
+
     def __init__(self, id):
         super().__init__(id)
         self.kelurahan = None
@@ -548,10 +550,6 @@ class Resident(Aggregate):
         return {flag: flag in categories for flag in ("elderly", "child", "pregnant")}
 
     # -- guards ------------------------------------------------------------------------
-
-    def _require_exists(self):
-        if self.status is None:
-            raise NotFound(f"resident {self.id} not found")
 
     def _require_status(self, allowed, done):
         if self.status == "erased":
@@ -1237,6 +1235,8 @@ class Family(Aggregate):
     relationship are personal (``relationships`` is None once shredded).
     """
 
+    noun = "family"
+
     def __init__(self, id):
         super().__init__(id)
         self.kelurahan = None
@@ -1276,10 +1276,6 @@ class Family(Aggregate):
             "history": self.history,
         }
         return json_copy(state) if copy else state
-
-    def _require_exists(self):
-        if self.status is None:
-            raise NotFound(f"family {self.id} not found")
 
     def _require_active(self, done):
         if self.status != "active":
@@ -1594,6 +1590,8 @@ class ServiceRequest(Aggregate):
     The target is done within :data:`SERVICE_TARGET` (24 h) of raising.
     """
 
+    noun = "service request"
+
     def __init__(self, id):
         super().__init__(id)
         self.kelurahan = None
@@ -1654,18 +1652,6 @@ class ServiceRequest(Aggregate):
             "history": self.history,
         }
         return json_copy(state) if copy else state
-
-    def _require_exists(self):
-        if self.status is None:
-            raise NotFound(f"service request {self.id} not found")
-
-    def _require_status(self, allowed, done):
-        if self.status not in allowed:
-            article = "an" if allowed[0][0] in "aeiou" else "a"
-            raise Conflict(
-                f"service request is {self.status}; only {article} {' or '.join(allowed)} "
-                f"request can be {done}"
-            )
 
     def _require_worker(self, actor, action, self_only=True):
         """Staff of the kelurahan, or a pamor of the request's RW (``self_only``: the

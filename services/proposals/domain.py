@@ -19,7 +19,7 @@ import re
 
 from shared.actor import KELURAHAN_STAFF
 from shared.domain import Aggregate, json_copy
-from shared.errors import Conflict, Forbidden, NotFound, ValidationError
+from shared.errors import Conflict, Forbidden, ValidationError
 
 PROPOSER_LEVELS = ("rt", "rw", "kelurahan", "pkk", "posyandu", "lpm", "karang_taruna")
 SECTORS = (  # bidang urusan
@@ -282,6 +282,8 @@ class Proposal(Aggregate):
     realised; side exits: rejected, cancelled, merged, deferred (all final).
     """
 
+    noun = "proposal"
+
     def __init__(self, id):
         super().__init__(id)
         self.details = {}  # the submitted fields, as revised
@@ -344,18 +346,6 @@ class Proposal(Aggregate):
             "history": self.history,
         }
         return json_copy(state) if copy else state
-
-    def _require_exists(self):
-        if self.status is None:
-            raise NotFound(f"proposal {self.id} not found")
-
-    def _require_status(self, allowed, done):
-        if self.status not in allowed:
-            article = "an" if allowed[0][0] in "aeiou" else "a"
-            raise Conflict(
-                f"proposal is {self.status}; only {article} {' or '.join(allowed)} proposal "
-                f"can be {done}"
-            )
 
     # -- commands ----------------------------------------------------------------------
 
@@ -728,6 +718,8 @@ class Forum(Aggregate):
     Order: scheduled -> criteria set (any time before ranking) -> held -> ranked.
     """
 
+    noun = "forum"
+
     def __init__(self, id):
         super().__init__(id)
         self.status = None
@@ -766,10 +758,6 @@ class Forum(Aggregate):
             "history": self.history,
         }
         return json_copy(state) if copy else state
-
-    def _require_exists(self):
-        if self.status is None:
-            raise NotFound(f"forum {self.id} not found")
 
     @classmethod
     def schedule(cls, id, actor, data, meta):
