@@ -489,6 +489,7 @@ class ListResidents(Paged):
     age_band = _choice(AGE_BANDS, load_default=None)
     family_id = UuidStr(load_default=None)
     name = _line(100, min_length=2, load_default=None)
+    purpose = Text(1, 500, load_default="list")  # recorded in the access log
 
 
 class TargetingQuery(Strict):
@@ -1148,7 +1149,8 @@ class _AccessPublic(Strict):
 
 
 class AccessEvent(Event):
-    """``access.targeting_queried`` / ``access.resident_viewed`` on stream ``access-log``."""
+    """``access.targeting_queried``, ``access.resident_viewed`` or ``access.residents_listed``
+    on stream ``access-log``."""
 
     query = fields.String(required=True)
     filters = fields.Dict(required=True)
@@ -1160,4 +1162,5 @@ class AccessEvent(Event):
 ACCESS_EVENT_SCHEMAS = {
     "access.targeting_queried": AccessEvent,
     "access.resident_viewed": AccessEvent,
+    "access.residents_listed": AccessEvent,
 }

@@ -267,11 +267,22 @@ class CitizensService(EventSourcedService):
 
     @rpc
     def list_residents(self, **payload):
-        """Residents by RW, RT, status, sex, category, age band, family or name, paged."""
+        """Residents by RW, RT, status, sex, category, age band, family or name, paged;
+        each page is recorded in the access log (a page carries names and categories)."""
         actor = self._reader(VIEWERS)
         filters = schemas.load(schemas.ListResidents, payload)
+        purpose = filters.pop("purpose")
         filters["rw"] = self._rw_of(actor, filters["rw"])
-        return views.list_residents(self.repo.db, filters, views.today())
+        page = views.list_residents(self.repo.db, filters, views.today())
+        logged = {
+            key: value
+            for key, value in filters.items()
+            if value is not None and key not in ("name", "page", "per_page")
+        }
+        logged["name_search"] = filters["name"] is not None  # the searched name is personal
+        ids = [item["id"] for item in page["items"]]
+        self._log_access("access.residents_listed", actor, purpose, logged, ids, filters["rw"])
+        return page
 
     @rpc
     def targeting(self, **payload):

@@ -156,3 +156,20 @@ def test_erasure_shreds_every_stored_copy(citizens):
         with raises(NotFound):
             op.find_resident_by_nik(nik=payload["nik"])
         assert op.list_residents()["total"] == 1
+
+
+def test_every_page_of_a_resident_list_is_recorded_without_the_searched_name(citizens):
+    resident = disabled(citizens, 7)
+    name = resident["personal"]["name"]
+    with citizens(f.lurah()) as lurah:
+        page = lurah.list_residents(rw=7, name=name, purpose="verifikasi data bantuan")
+    assert [r["id"] for r in page["items"]] == [resident["id"]]
+    event, opened = access_log(citizens)[-1]
+    assert event.type == "access.residents_listed"
+    assert event.actor == {"id": "u-lurah", "role": "lurah"}
+    assert event.data["filters"] == {"rw": 7, "name_search": True}
+    assert opened["personal"] == {
+        "purpose": "verifikasi data bantuan",
+        "resident_ids": [resident["id"]],
+    }
+    assert name.lower() not in str(event.data).lower()  # sealed, and not among the filters
