@@ -311,6 +311,7 @@ def test_queries():
         "age_band": None,
         "family_id": None,
         "name": None,
+        "purpose": "list",  # recorded in the access log
         "page": 1,
         "per_page": 50,
     }
