@@ -29,6 +29,7 @@ from shared.envelope import Event
 from shared.errors import Conflict
 
 APPEND = "SELECT last_seq, base FROM rembug_append(%s, %s, %s, %s, %s)"
+APPEND_MANY = "SELECT last_seq, bases FROM rembug_append_many(%s, %s::text[], %s::integer[], %s)"
 CONFLICT_SQLSTATE = "RB409"
 DUPLICATE_SQLSTATE = "RB208"
 # actor fields as text: decoding one jsonb per row is the dearest part of a log read
@@ -93,7 +94,9 @@ class EventStore:
     def append_many(self, batches, command_id=None, project=None):
         """Append to several streams in one transaction: all of them, or none.
 
-        ``batches`` is a list of ``(stream, expected_version, events)``.
+        ``batches`` is a list of ``(stream, expected_version, events)``; several
+        of them go to ``rembug_append_many`` as one statement (one update of the
+        log head, one insert of every event, however many streams).
         ``project(batches_of_events)`` returns the read models' writes as
         ``(sql, params)`` statements, given each event with its stream and
         version (its sequence is handed out later, under the lock); they run in
@@ -109,13 +112,10 @@ class EventStore:
             for _, expected, events in batches
         ]
         statements = [] if project is None else list(project(pending))
-        for n, (stream, expected, events) in enumerate(batches):
-            statements.append(
-                (APPEND, [stream, expected, command_id, n == 0, Jsonb(_payload(events))])
-            )
+        statements.append(_append_statement(batches, command_id))
         with self.db.connection() as conn:
             try:
-                rows = _run_as_one_transaction(conn, statements)[-len(batches) :]
+                last_seq, bases = _run_as_one_transaction(conn, statements)[-1]
             except psycopg.Error as exc:
                 if exc.sqlstate == DUPLICATE_SQLSTATE:
                     return Appended(self.events_of_command(command_id), duplicate=True)
@@ -125,10 +125,14 @@ class EventStore:
                         "reload and try again"
                     ) from None
                 raise
+        bases = bases if isinstance(bases, list) else [bases]
+        sequence = last_seq - sum(len(events) for events in pending)
         stored = []
-        for (last_seq, base), events in zip(rows, pending, strict=True):
-            first = last_seq - len(events) + 1
-            stored += [e.stored(self.source, base + i + 1, first + i) for i, e in enumerate(events)]
+        for base, events in zip(bases, pending, strict=True):
+            stored += [
+                e.stored(self.source, base + i + 1, sequence + i + 1) for i, e in enumerate(events)
+            ]
+            sequence += len(events)
         return Appended(stored)
 
     def load(self, stream, conn=None):
@@ -203,6 +207,17 @@ class EventStore:
                 )
             )
         return events
+
+
+def _append_statement(batches, command_id):
+    """The one statement that appends ``batches``: ``(last_seq, base or bases)``."""
+    if len(batches) == 1:
+        stream, expected, events = batches[0]
+        return APPEND, [stream, expected, command_id, True, Jsonb(_payload(events))]
+    streams = [stream for stream, _, _ in batches]
+    expected = [expected for _, expected, _ in batches]
+    events = Jsonb([_payload(events) for _, _, events in batches])
+    return APPEND_MANY, [command_id, streams, expected, events]
 
 
 def _payload(events):

@@ -182,3 +182,132 @@ def test_personal_data_never_leaves_in_the_cloudevent_form(store):
     [stored] = store.append("r-1", 0, [event]).events
     assert stored.to_cloudevent()["data"] == {"public": {"rw": 7}}
     assert store.read()[0].data["personal"] == {"nik": "x"}  # kept in the store itself
+
+
+# -- many streams in one append (rembug_append_many) ---------------------------------
+
+
+def events_of(stream, n=1):
+    return [make_event(stream=stream, i=i) for i in range(n)]
+
+
+def test_append_to_many_streams_is_one_gap_free_run_of_sequences(store):
+    store.append("old", 0, events_of("old", 2))
+    store.append("anywhere", 0, events_of("anywhere"))
+    appended = store.append_many(
+        [
+            ("new-1", 0, events_of("new-1", 2)),
+            ("old", 2, events_of("old")),
+            ("anywhere", None, events_of("anywhere", 2)),
+            ("new-2", 0, events_of("new-2")),
+            ("fresh", None, events_of("fresh")),
+        ]
+    )
+    stored = [(e.stream, e.version, e.sequence) for e in appended.events]
+    assert stored == [
+        ("new-1", 1, 4),
+        ("new-1", 2, 5),
+        ("old", 3, 6),
+        ("anywhere", 2, 7),
+        ("anywhere", 3, 8),
+        ("new-2", 1, 9),
+        ("fresh", 1, 10),
+    ]
+    assert [(e.stream, e.version, e.sequence) for e in store.read(after=3)] == stored
+    assert [e.id for e in store.read(after=3)] == [e.id for e in appended.events]
+    assert store.head() == 10
+    store.append("new-1", 2, events_of("new-1"))  # each stream's version moved on
+    with pytest.raises(Conflict):
+        store.append("fresh", 0, events_of("fresh"))
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [("a", 0), ("a", 3), ("b", 0), ("new", 0)],
+    ids=["existing-as-new", "stale-version", "new-twice-elsewhere", "named-twice"],
+)
+def test_one_wrong_stream_of_many_is_a_conflict_and_writes_nothing(store, db, wrong):
+    store.append("a", 0, events_of("a"))
+    store.append("b", 0, events_of("b"))
+    batches = [("new", 0, events_of("new")), ("a", 1, events_of("a")), (*wrong, events_of("x"))]
+    if wrong[0] == "a":
+        batches.pop(1)
+    with pytest.raises(Conflict, match=f"{wrong[0]} was changed"):
+        store.append_many(batches, command_id="cmd-conflict")
+    assert count_events(db) == 2 and store.head() == 2
+    assert store.load("new") == []
+    # nothing of it stuck: not the new stream, not the versions, not the command id
+    assert store.append_many(batches[:1] + [("a", 1, events_of("a"))], "cmd-conflict").events
+
+
+def test_append_to_many_streams_is_all_or_nothing(store, db):
+    reused = make_event(stream="x")
+    store.append("x", 0, [reused])
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        store.append_many([("y", 0, events_of("y", 3)), ("z", 0, [make_event(stream="z"), reused])])
+    assert count_events(db) == 1
+    assert store.load("y") == [] and store.load("z") == []
+    assert store.append("z", 0, events_of("z")).events[0].sequence == 2
+
+
+def test_retried_command_on_many_streams_appends_nothing_and_returns_first_result(store, db):
+    first = store.append_many(
+        [("a", 0, events_of("a", 2)), ("b", 0, events_of("b"))], command_id="cmd-many"
+    )
+    retry = store.append_many(
+        [("c", 0, events_of("c")), ("d", 0, events_of("d"))], command_id="cmd-many"
+    )
+    again = store.append("e", 0, events_of("e"), command_id="cmd-many")
+    assert retry.duplicate and again.duplicate
+    assert [e.id for e in retry.events] == [e.id for e in first.events]
+    assert [e.id for e in again.events] == [e.id for e in first.events]
+    assert count_events(db) == 3
+
+
+def test_tailing_reader_never_skips_events_of_many_streams_that_commit_late(store, db):
+    """A multi-stream writer holds its sequences uncommitted while another writer appends."""
+    with db.connection() as slow:
+        slow.execute(
+            "SELECT * FROM rembug_append_many(NULL, %s, %s, %s)",
+            [
+                ["s1", "s2"],
+                [0, 0],
+                Jsonb([raw_payload(make_event(stream=s)).obj for s in ("s1", "s2")]),
+            ],
+        )
+        fast = threading.Thread(
+            target=store.append_many,
+            args=([("f1", 0, events_of("f1")), ("f2", 0, events_of("f2"))],),
+        )
+        fast.start()
+        time.sleep(0.3)
+        seen_while_held = store.read(after=0)
+        fast_waited = fast.is_alive()
+        slow.commit()
+    fast.join(5)
+
+    assert seen_while_held == []
+    assert fast_waited
+    events = store.read(after=0)
+    assert [(e.stream, e.sequence) for e in events] == [("s1", 1), ("s2", 2), ("f1", 3), ("f2", 4)]
+
+
+def test_projection_of_many_streams_commits_with_their_events(store, db):
+    with db.connection() as conn, conn.transaction():
+        conn.execute("CREATE TABLE seen (stream text CHECK (stream <> 'bad'))")
+
+    def project(batches):
+        return [("INSERT INTO seen SELECT unnest(%s::text[])", [[es[0].stream for es in batches]])]
+
+    store.append_many([("a", 0, events_of("a")), ("b", 0, events_of("b"))], project=project)
+    with pytest.raises(Conflict):  # the appends fail: the projection goes with them
+        store.append_many([("c", 0, events_of("c")), ("a", 0, events_of("a"))], project=project)
+    with pytest.raises(psycopg.errors.CheckViolation):  # the projection fails: so do the appends
+        store.append_many([("d", 0, events_of("d")), ("bad", 0, events_of("bad"))], project=project)
+    with db.connection() as conn:
+        assert [r["stream"] for r in conn.execute("SELECT stream FROM seen ORDER BY 1")] == [
+            "a",
+            "b",
+        ]
+    assert store.load("c") == [] and store.load("d") == []
+    assert count_events(db) == 2 and store.head() == 2
