@@ -62,3 +62,7 @@ def proposal(year=2027, rw=7, rt=3, **overrides):
     }
     payload.update(overrides)
     return payload
+
+
+def bendahara(user_id=None):
+    return actor("bendahara", user_id)

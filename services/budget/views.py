@@ -1,0 +1,204 @@
+"""The budget service's read models: written with their events, queried by RPC.
+
+:func:`project` is the service's projection: its statements run in every
+appending transaction, so the journal, the lines and the reports never show a
+transaction that was not stored, and always show one that was.
+"""
+
+from psycopg.types.json import Jsonb
+
+from services.budget.domain import (
+    DEFAULT_ACCOUNTS,
+    Account,
+    Activity,
+    Advance,
+    BudgetLine,
+    Expense,
+    FiscalYear,
+    Transaction,
+    account_kind,
+    fiscal_year_of,
+)
+from shared.errors import NotFound
+
+
+def project(changes):
+    """The statements that bring every read model a command touched up to date."""
+    statements = []
+    for aggregate, events in changes:
+        kind = type(aggregate)
+        if kind is Transaction:
+            statements += [_posting(e.data) for e in events if e.type == "transaction.posted"]
+            statements += [_payables(e.data) for e in events if e.type == "transaction.posted"]
+        elif kind in _UPSERTS:
+            statements.append(_UPSERTS[kind](aggregate))
+    return [s for s in statements if s is not None]
+
+
+def _posting(data):
+    entries = [
+        {"position": i, **{k: e.get(k) for k in ("account", "debit", "credit", "line_id")}}
+        for i, e in enumerate(data["entries"], 1)
+    ]
+    ref, id_ = data["ref"], data["transaction_id"]
+    return (
+        "WITH entries AS (INSERT INTO ledger_entry (transaction_id, position, date, account,"
+        " debit, credit, line_id, ref_kind, ref_id)"
+        " SELECT %s, e.position, %s, e.account, e.debit, e.credit, e.line_id, %s, %s"
+        " FROM jsonb_to_recordset(%s)"
+        " AS e(position smallint, account text, debit bigint, credit bigint, line_id text))"
+        " INSERT INTO transaction_view (id, date, ref_kind, ref_id, view)"
+        " VALUES (%s, %s, %s, %s, %s)",
+        [id_, data["date"], ref["kind"], ref["id"], Jsonb(entries)]
+        + [id_, data["date"], ref["kind"], ref["id"], Jsonb(data)],
+    )
+
+
+def _payables(data):
+    """A person's payable account appears in the chart with their first advance."""
+    codes = sorted(
+        {e["account"] for e in data["entries"] if account_kind(e["account"]) == "payable"}
+    )
+    if not codes:
+        return None
+    return (
+        "INSERT INTO account_view (code, kind, name) SELECT code, 'payable', 'Utang kepada ' ||"
+        " substr(code, 9) FROM unnest(%s::text[]) AS code ON CONFLICT (code) DO NOTHING",
+        [codes],
+    )
+
+
+def _upsert(table, columns, values, view):
+    names = ", ".join((*columns, "version", "view"))
+    marks = ", ".join(["%s"] * (len(columns) + 2))
+    updates = ", ".join(f"{c} = excluded.{c}" for c in (*columns[1:], "version", "view"))
+    return (
+        f"INSERT INTO {table} ({names}) VALUES ({marks})"
+        f" ON CONFLICT ({columns[0]}) DO UPDATE SET {updates}",
+        [*values, view["version"], Jsonb(view)],
+    )
+
+
+def _fiscal_year(year):
+    view = year.snapshot()
+    return _upsert("fiscal_year_view", ("year", "status"), [view["year"], view["status"]], view)
+
+
+def _line(line):
+    view = line.snapshot()
+    columns = ("id", "fiscal_year", "activity", "category", "allocated", "committed")
+    return _upsert("line_view", columns, [view[c] for c in columns], view)
+
+
+def _expense(expense):
+    view = expense.snapshot()
+    values = [
+        view["expense_id"],
+        fiscal_year_of(view["date"]),
+        view["line_id"],
+        view["status"],
+        view["amount"],
+        view["date"],
+        view["activity_id"],
+    ]
+    columns = ("id", "fiscal_year", "line_id", "status", "amount", "date", "activity_id")
+    return _upsert("expense_view", columns, values, view)
+
+
+def _advance(advance):
+    view = advance.snapshot()
+    columns = ("id", "person_id", "line_id", "amount", "outstanding", "paid_on", "status")
+    values = [view["advance_id"], *(view[c] for c in columns[1:])]
+    return _upsert("advance_view", (*columns, "activity_id"), [*values, view["activity_id"]], view)
+
+
+def _activity(activity):
+    view = activity.snapshot()
+    columns = ("id", "fiscal_year", "kind", "rw", "proposal_id", "status", "planned_on")
+    values = [
+        view["activity_id"],
+        fiscal_year_of(view["planned_on"]),
+        view["kind"],
+        view["rw"],
+        view["proposal_id"],
+        view["status"],
+        view["planned_on"],
+    ]
+    return _upsert("activity_view", columns, values, view)
+
+
+def _account(account):
+    view = account.snapshot()
+    return (
+        "INSERT INTO account_view (code, kind, name) VALUES (%s, %s, %s)",
+        [view["code"], view["kind"], view["name"]],
+    )
+
+
+_UPSERTS = {
+    FiscalYear: _fiscal_year,
+    BudgetLine: _line,
+    Expense: _expense,
+    Advance: _advance,
+    Activity: _activity,
+    Account: _account,
+}
+
+
+# -- queries ---------------------------------------------------------------------------------
+
+
+def unknown_accounts(db, codes):
+    """The codes among ``codes`` that are neither in the default chart nor opened."""
+    others = sorted(set(codes) - set(DEFAULT_ACCOUNTS))
+    if not others:
+        return []
+    with db.connection() as conn:
+        rows = conn.execute(
+            "SELECT code FROM account_view WHERE code = ANY(%s)", [others]
+        ).fetchall()
+    known = {r["code"] for r in rows}
+    return [code for code in others if code not in known]
+
+
+def fiscal_year_status(db, year):
+    """``open``, ``closed``, or None when the year was never opened."""
+    with db.connection() as conn:
+        row = conn.execute("SELECT status FROM fiscal_year_view WHERE year = %s", [year]).fetchone()
+    return row and row["status"]
+
+
+def get_view(db, table, id_, noun):
+    """The stored view of one entity; NotFound if there is none."""
+    with db.connection() as conn:
+        row = conn.execute(f"SELECT view FROM {table} WHERE id = %s", [id_]).fetchone()
+    if row is None:
+        raise NotFound(f"{noun} {id_} does not exist")
+    return row["view"]
+
+
+def list_views(db, table, filters, order, page, per_page):
+    """A page of views from ``table`` matching ``filters`` (column -> value; None skips)."""
+    where = [(f"{column} = %s", value) for column, value in filters.items() if value is not None]
+    clause = ("WHERE " + " AND ".join(w for w, _ in where)) if where else ""
+    params = [v for _, v in where]
+    with db.connection() as conn:
+        total = conn.execute(f"SELECT count(*) AS n FROM {table} {clause}", params).fetchone()
+        rows = conn.execute(
+            f"SELECT view FROM {table} {clause} ORDER BY {order} LIMIT %s OFFSET %s",
+            [*params, per_page, (page - 1) * per_page],
+        ).fetchall()
+    return {
+        "items": [r["view"] for r in rows],
+        "page": page,
+        "per_page": per_page,
+        "total": total["n"],
+    }
+
+
+def lines_of_year(db, year):
+    with db.connection() as conn:
+        rows = conn.execute(
+            "SELECT view FROM line_view WHERE fiscal_year = %s ORDER BY id", [year]
+        ).fetchall()
+    return [r["view"] for r in rows]
