@@ -1,0 +1,189 @@
+"""The dispatcher: sends due notifications through the providers, retries, purges.
+
+A nameko dependency of the notify service that runs one managed thread per
+process. Each round it claims due notifications (:func:`outbox.claim`: marked
+``sending`` and committed first), sends them concurrently
+(``NOTIFY_CONCURRENCY`` at once) through the :class:`~providers.Switchboard`
+(priority, fallback, rate limits, cooldown) and records every outcome in one
+transaction: ``sent``; ``temporary_failure`` with the next attempt after
+:func:`~services.notify.domain.backoff`; ``permanent_failure`` when the
+provider refuses the message or the attempts are used up. Every second it
+also notices service requests past their target and purges content and
+addresses older than the retention period.
+
+Workers (the service's event handlers) get a :class:`Dispatch` with the
+settings, the clock and :meth:`Dispatch.wake`, which has the thread look for
+work at once instead of at its next poll.
+
+Logs carry notification ids, channels, providers, states and counts, never an
+address or a message.
+"""
+
+import logging
+import time
+from datetime import timedelta
+
+import eventlet
+import eventlet.queue
+from nameko.extensions import DependencyProvider
+
+from services.notify import notifier, outbox, providers
+from services.notify import settings as settingsmod
+from services.notify.domain import backoff, sms_allowed
+from shared import config as configmod
+from shared.subscriber import TRANSIENT
+
+log = logging.getLogger(__name__)
+
+HOUSEKEEPING_SECONDS = 1.0
+ERROR_PAUSE = 1.0
+STOP_GRACE = 10
+
+
+class Dispatch:
+    """What a worker sees of the dispatcher."""
+
+    def __init__(self, provider):
+        self.settings = provider.settings
+        self.clock = provider.clock
+        self.kelurahan = provider.kelurahan
+        self.wake = provider.wake
+
+    @property
+    def channels(self):
+        return self.settings.channels
+
+
+class Dispatcher(DependencyProvider):
+    """Sends what the outbox holds; ``store`` names the service's EventStoreProvider."""
+
+    def __init__(self, store="repo"):
+        self.store_attr = store
+
+    def setup(self):
+        self.settings = settingsmod.load()
+        self.clock = settingsmod.Clock(self.settings.clock)
+        self.kelurahan = configmod.load(self.container.service_name).kelurahan_code
+        self.switchboard = providers.Switchboard(
+            providers.Route(
+                providers.build(p, pool_size=self.settings.concurrency),
+                p.priority,
+                p.rate,
+                self.settings.cooldown_seconds,
+            )
+            for p in self.settings.providers
+        )
+        self._wakeups = eventlet.queue.LightQueue()
+        self._stopping = False
+        self._thread = None
+        self._housekept = 0.0
+
+    def start(self):
+        self._store = next(d for d in self.container.dependencies if d.attr_name == self.store_attr)
+        self._pool = eventlet.GreenPool(self.settings.concurrency)
+        self._thread = self.container.spawn_managed_thread(self._run, identifier="dispatcher")
+
+    def stop(self):
+        self._stopping = True
+        self.wake()
+        if self._thread is not None:
+            try:
+                with eventlet.Timeout(STOP_GRACE):
+                    self._thread.wait()
+            except eventlet.Timeout:
+                self._thread.kill()
+        self.switchboard.close()
+
+    def kill(self):
+        self._stopping = True
+        if self._thread is not None:
+            self._thread.kill()
+
+    def get_dependency(self, worker_ctx):
+        return Dispatch(self)
+
+    def wake(self):
+        """Look for due notifications now."""
+        if self._wakeups.qsize() == 0:
+            self._wakeups.put(None)
+
+    # the thread
+
+    def _run(self):
+        while not self._stopping:
+            try:
+                done = self.run_once()
+            except TRANSIENT as exc:
+                log.warning("dispatcher: %s; retrying", type(exc).__name__)
+                eventlet.sleep(ERROR_PAUSE)
+                continue
+            except Exception as exc:
+                log.error("dispatcher: unexpected %s; retrying", type(exc).__name__)
+                eventlet.sleep(ERROR_PAUSE)
+                continue
+            if not done:
+                try:
+                    self._wakeups.get(timeout=self.settings.poll_seconds)
+                    eventlet.sleep(0.005)  # let the waking transaction commit
+                except eventlet.queue.Empty:
+                    pass
+
+    def run_once(self):
+        """One round: housekeeping when due, then one batch. Returns how many were sent."""
+        db = self._store.db
+        now = self.clock.now()
+        if time.monotonic() - self._housekept >= HOUSEKEEPING_SECONDS:
+            self.housekeeping(now)
+        batch = outbox.claim(
+            db,
+            now,
+            now + timedelta(seconds=self.settings.lease_seconds),
+            sms_allowed(now),
+            self.settings.channels - {"in_app"},
+            self.settings.concurrency * 4,
+        )
+        if not batch:
+            return 0
+        outcomes = list(self._pool.imap(lambda row: self._send(row, now), batch))
+        outbox.record(db, outcomes, self.clock.now())
+        counts = {}
+        for outcome in outcomes:
+            counts[outcome[1]] = counts.get(outcome[1], 0) + 1
+        log.info("dispatcher: %d claimed: %s", len(batch), counts)
+        return len(batch)
+
+    def housekeeping(self, now):
+        self._housekept = time.monotonic()
+        db = self._store.db
+        breaches = notifier.notice_breaches(db, self.kelurahan, self.settings.channels, now)
+        if breaches:
+            log.info("dispatcher: %d notifications of requests past their target", breaches)
+        purged = outbox.purge(db, now - timedelta(days=self.settings.retention_days), now)
+        if purged:
+            log.info("dispatcher: purged content and address of %d notifications", purged)
+
+    def _send(self, row, now):
+        """``(id, state, provider, provider message id, error, retry at)`` for one claimed row."""
+        id_ = row["id"]
+        if row["address"] is None or row["content"] is None:
+            return id_, "permanent_failure", None, None, "no address", None
+        outgoing = providers.Outgoing(
+            id_, row["channel"], row["address"], row["content"]["message"]
+        )
+        try:
+            name, message_id = self.switchboard.send(outgoing)
+        except providers.PermanentFailure as exc:
+            return id_, "permanent_failure", None, None, str(exc)[:300], None
+        except providers.TemporaryFailure as exc:
+            if row["attempts"] >= self.settings.max_attempts:
+                return id_, "permanent_failure", None, None, str(exc)[:300], None
+            first = timedelta(seconds=self.settings.backoff_seconds)
+            retry_at = now + backoff(row["attempts"], first)
+            return id_, "temporary_failure", None, None, str(exc)[:300], retry_at
+        except Exception as exc:  # a bug in an adapter must not stop the others
+            log.error("dispatcher: %s sending notification %s", type(exc).__name__, id_)
+            retry_at = now + backoff(
+                row["attempts"], timedelta(seconds=self.settings.backoff_seconds)
+            )
+            return id_, "temporary_failure", None, None, type(exc).__name__, retry_at
+        return id_, "sent", name, message_id, None, None

@@ -1,0 +1,71 @@
+"""From an event to notifications: remember, decide who hears, choose a channel, render.
+
+:func:`on_event` runs inside the subscription's tracking transaction (on its
+``conn``): everything it writes commits with the consumer's new position, so
+an event takes effect exactly once however often it arrives. Each person is
+notified once per cause (see :mod:`services.notify.outbox`), on the first
+channel of their preferences they can be reached on (:func:`choose_channel`).
+"""
+
+import logging
+
+from services.notify import memory, outbox, rules, views
+from services.notify.domain import choose_channel
+from services.notify.templates import template as template_for
+
+log = logging.getLogger(__name__)
+
+
+def cause_of(event):
+    """The dedup key of an event's notifications: its source and id."""
+    return f"{event.source}#{event.id}"
+
+
+def on_event(conn, event, kelurahan, channels, now):
+    """Fold ``event`` into memory and create its notifications; returns how many are new."""
+    memory.remember(conn, event)
+    notices = rules.notices(event, memory.Memory(conn))
+    return sum(
+        send_notice(conn, cause_of(event), event.type, notice, kelurahan, channels, now)
+        for notice in notices
+    )
+
+
+def send_notice(conn, cause, event_type, notice, kelurahan, channels, now):
+    """Create the notifications of one notice for every person it reaches."""
+    template = template_for(notice.template)
+    created = unreachable = 0
+    for contact in views.recipients(conn, kelurahan, notice.audiences):
+        channel = choose_channel(contact, channels)
+        if channel is None:
+            unreachable += 1
+            continue
+        rendering = {
+            "message": template.render(channel, notice.params),
+            "in_app": template.render("in_app", notice.params),
+        }
+        created += outbox.create(
+            conn, cause, event_type, template, contact, channel, rendering, now
+        )
+    if unreachable:
+        log.info("%s: %d recipients opted out of every channel", event_type, unreachable)
+    return created
+
+
+def notice_breaches(db, kelurahan, channels, now):
+    """Notify the operators of every open request past its 24-hour target, once each."""
+    total = 0
+    with db.transaction() as conn:
+        for request in memory.due_breaches(conn, now):
+            notice = rules.breach_notice(request)
+            total += send_notice(
+                conn,
+                f"breach#{request['id']}",
+                "request.breached",
+                notice,
+                kelurahan,
+                channels,
+                now,
+            )
+            memory.breach_noticed(conn, request["id"])
+    return total

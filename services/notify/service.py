@@ -1,0 +1,226 @@
+"""The notify service: every person concerned hears what happened, once.
+
+Subscriptions (catch-up through each source's ``replay``, then live; one
+event at a time, its effects committed with the consumer's position, see
+:mod:`shared.subscriber`) turn the proposals, citizens and budget services'
+events into notifications (:mod:`services.notify.notifier`); the
+:mod:`~services.notify.dispatcher` sends them. The contact registry (who is
+reached where, in which role) is event-sourced here: ``contact-<user id>``
+streams whose addresses are sealed per contact (``personal=True``).
+
+RPC commands are thin, as in the other services: authenticate, validate,
+load, decide, append with the projection, return the view. Replies and
+errors never carry a phone number or an email address: a contact's view says
+only whether each is set.
+"""
+
+from functools import partial
+from pathlib import Path
+
+from services.notify import notifier, outbox, schemas, views
+from services.notify.dispatcher import Dispatcher
+from services.notify.domain import Contact, contact_stream, is_opt_out, normalise_phone
+from services.notify.rules import FOLLOWED
+from shared.actor import KELURAHAN_STAFF
+from shared.auth import Auth
+from shared.domain import meta_for
+from shared.errors import NotFound, ValidationError
+from shared.repository import EventStoreProvider
+from shared.rpc import rpc
+from shared.service import EventSourcedService
+from shared.subscriber import subscribe
+
+SERVICE = "notify"
+MIGRATIONS = Path(__file__).with_name("migrations")
+GATEWAYS = ("system", "admin")  # who may pass on provider reports and inbound SMS
+
+
+class NotifyStore(EventStoreProvider):
+    """The event store, with the projection bound to this node's pseudonyms."""
+
+    def setup(self):
+        super().setup()
+        self.project = partial(views.project, pseudonym=self.protector.pseudonym)
+
+
+class NotifyService(EventSourcedService):
+    name = SERVICE
+    repo = NotifyStore(SERVICE, MIGRATIONS, schemas.EVENT_SCHEMAS, personal=True)
+    auth = Auth(SERVICE)
+    dispatch = Dispatcher()
+
+    # -- subscriptions -----------------------------------------------------------------
+
+    @subscribe("proposals", event_types=FOLLOWED["proposals"])
+    def on_proposals(self, event, conn):
+        self._notify(event, conn)
+
+    @subscribe("citizens", event_types=FOLLOWED["citizens"])
+    def on_citizens(self, event, conn):
+        self._notify(event, conn)
+
+    @subscribe("budget", event_types=FOLLOWED["budget"])
+    def on_budget(self, event, conn):
+        self._notify(event, conn)
+
+    def _notify(self, event, conn):
+        dispatch = self.dispatch
+        now = dispatch.clock.now()
+        if notifier.on_event(conn, event, dispatch.kelurahan, dispatch.channels, now):
+            dispatch.wake()
+
+    # -- the contact registry ----------------------------------------------------------
+
+    @rpc
+    def register_contact(self, **payload):
+        """Register or update a contact: the caller themselves, or (staff) anyone by user id.
+
+        ``role``, ``rw``, ``rt`` default to the caller's token for their own contact;
+        ``channels`` is the preference order (default: in-app only).
+        """
+        actor = self.auth.authenticate()
+        data = schemas.load(schemas.RegisterContact, payload)
+        user_id = data["user_id"] or actor.user_id
+        own = user_id == actor.user_id
+        if data["role"] is None:
+            if not own:
+                raise ValidationError({"role": ["Required when registering someone else."]})
+            data["role"], data["rw"], data["rt"] = actor.role, actor.rw, actor.rt
+        data["kelurahan"] = self.repo.config.kelurahan_code
+        data["channels"] = data["channels"] or ["in_app"]
+        if data["phone"] is not None:
+            data["phone"] = normalise_phone(data["phone"])
+        if self._already_done(data["command_id"]):
+            return views.get_contact(self.repo.db, user_id)
+        existing = self._contact(user_id, required=False)
+        contact = Contact.register(user_id, actor, data, meta_for(actor), existing)
+        self.repo.save((contact, contact_stream(user_id)), command_id=data["command_id"])
+        return views.get_contact(self.repo.db, user_id)
+
+    @rpc
+    def get_contact(self, **payload):
+        """A contact's role, scope and preferences (the person, or staff)."""
+        actor = self.auth.authenticate()
+        user_id = schemas.load(schemas.ContactCommand, payload)["user_id"] or actor.user_id
+        if user_id != actor.user_id:
+            self.auth.require(*KELURAHAN_STAFF)
+        return views.get_contact(self.repo.db, user_id)
+
+    @rpc
+    def opt_out(self, **payload):
+        """Stop a channel for a contact (the person, or staff)."""
+        return self._channel(payload, lambda c, a, ch, m: c.opt_out(a, ch, "request", m))
+
+    @rpc
+    def opt_in(self, **payload):
+        """Resume a channel the contact had stopped (the person, or staff)."""
+        return self._channel(payload, lambda c, a, ch, m: c.opt_in(a, ch, m))
+
+    @rpc
+    def erase_contact(self, **payload):
+        """Forget a contact: its addresses are shredded and its notifications purged."""
+        actor = self.auth.authenticate()
+        data = schemas.load(schemas.ContactCommand, payload)
+        user_id = data["user_id"] or actor.user_id
+        if not self._already_done(data["command_id"]):
+            contact = self._contact(user_id)
+            contact.erase(actor, meta_for(actor))
+            self.repo.save((contact, contact_stream(user_id)), command_id=data["command_id"])
+            with self.repo.db.transaction() as conn:
+                self.repo.provider.protector.erase(conn, user_id)
+        return {"user_id": user_id, "status": "erased"}
+
+    # -- from the providers ------------------------------------------------------------
+
+    @rpc
+    def inbound_sms(self, **payload):
+        """An SMS sent to the node's number, passed on by the SMS gateway (system).
+
+        ``BERHENTI`` stops SMS for the contact with that number. Returns whether
+        it did; the number is never echoed.
+        """
+        actor = self.auth.require(*GATEWAYS)
+        data = schemas.load(schemas.InboundSms, payload)
+        if not is_opt_out(data["text"]):
+            return {"opted_out": False}
+        token = self.repo.provider.protector.pseudonym(normalise_phone(data["sender"]))
+        user_id = views.contact_by_phone_token(self.repo.db, token)
+        if user_id is None:
+            return {"opted_out": False}
+        contact = self._contact(user_id)
+        contact.opt_out(actor, "sms", "sms_keyword", meta_for(actor))
+        if contact.pending:
+            self.repo.save((contact, contact_stream(user_id)))
+        return {"opted_out": True}
+
+    @rpc
+    def delivery_report(self, **payload):
+        """A provider's report that a message was delivered or failed (system)."""
+        self.auth.require(*GATEWAYS)
+        data = schemas.load(schemas.DeliveryReport, payload)
+        with self.repo.db.transaction() as conn:
+            state = outbox.report(
+                conn, data["reference"], data["provider"], data["status"], self.dispatch.clock.now()
+            )
+        if state is None:
+            raise NotFound(f"notification {data['reference']} does not exist")
+        return {"notification_id": data["reference"], "state": state}
+
+    # -- reading -----------------------------------------------------------------------
+
+    @rpc
+    def inbox(self, **payload):
+        """The caller's notifications, newest first, with their in-app text until purged."""
+        actor = self.auth.authenticate()
+        data = schemas.load(schemas.Inbox, payload)
+        return _jsonable(outbox.inbox(self.repo.db, actor.user_id, data["page"], data["per_page"]))
+
+    @rpc
+    def mark_read(self, **payload):
+        actor = self.auth.authenticate()
+        data = schemas.load(schemas.MarkRead, payload)
+        now = self.dispatch.clock.now()
+        if not outbox.mark_read(self.repo.db, actor.user_id, data["notification_id"], now):
+            raise NotFound(f"notification {data['notification_id']} is not in your inbox")
+        return {"notification_id": data["notification_id"], "read": True}
+
+    @rpc
+    def list_notifications(self, **payload):
+        """The delivery history (staff): states, channels, providers; no address, no content."""
+        self.auth.require(*KELURAHAN_STAFF)
+        data = schemas.load(schemas.ListNotifications, payload)
+        page, per_page = data.pop("page"), data.pop("per_page")
+        return _jsonable(outbox.history(self.repo.db, data, page, per_page))
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    def _channel(self, payload, act):
+        actor = self.auth.authenticate()
+        data = schemas.load(schemas.ChannelCommand, payload)
+        user_id = data["user_id"] or actor.user_id
+        if not self._already_done(data["command_id"]):
+            contact = self._contact(user_id)
+            act(contact, actor, data["channel"], meta_for(actor))
+            if contact.pending:
+                self.repo.save((contact, contact_stream(user_id)), command_id=data["command_id"])
+        return views.get_contact(self.repo.db, user_id)
+
+    def _contact(self, user_id, required=True):
+        try:
+            return self.repo.load(Contact, contact_stream(user_id), user_id, "contact")
+        except NotFound:
+            if required:
+                raise
+            return None
+
+    def _already_done(self, command_id):
+        return command_id is not None and self.repo.store.events_of_command(command_id)
+
+
+def _jsonable(page):
+    """Timestamps as ISO strings (the RPC reply is JSON)."""
+    page["items"] = [
+        {k: v.isoformat() if hasattr(v, "isoformat") else v for k, v in row.items()}
+        for row in page["items"]
+    ]
+    return page

@@ -1,0 +1,311 @@
+"""A kelurahan node for notify tests: stand-in sources, notify, a fake SMS provider, SMTP.
+
+The sources (``proposals``, ``citizens``, ``budget``) are stand-ins that own a
+log and answer ``replay``, each in a schema of its own, as in
+``tests/platform/test_subscriber.py``; the tests append the events the real
+services would store and publish them to ``<source>.events`` as the relay would.
+The SMS/WhatsApp providers are real HTTP servers (:mod:`tests.notify.fake_provider`)
+and email goes to a real SMTP server (:mod:`tests.notify.smtp_server`), each in
+a process of its own that a test can kill and start again. Notify's clock is a
+file (``NOTIFY_CLOCK=file:...``), set to 10:00 WIB unless a test moves it.
+"""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+from kombu import Connection
+from nameko.standalone.events import get_event_exchange
+from nameko.standalone.rpc import ServiceRpcProxy
+from nameko.testing.utils import get_extension
+
+from services.notify.service import NotifyService
+from shared.auth import Auth, issue_token
+from shared.envelope import Event
+from shared.repository import EventStoreProvider
+from shared.service import EventSourcedService
+from shared.subscriber import Subscription
+from tests.conftest import AUTH_SECRET
+
+ROOT = Path(__file__).resolve().parents[2]
+DAYTIME = "2026-03-02T10:00:00+07:00"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, timeout=10.0, what="the condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class Server:
+    """A server process of its own (fake provider or SMTP), killable and restartable."""
+
+    def __init__(self, module, port, log_path):
+        self.module, self.port, self.log_path = module, port, log_path
+        self.process = None
+
+    def start(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", self.module, "--port", str(self.port), "--log", self.log_path],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert self.process.stdout.readline().strip() == "ready"
+        return self
+
+    def kill(self):
+        """A real outage: the process is gone, the port refuses connections."""
+        self.process.kill()
+        self.process.wait(5)
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.kill()
+
+
+class FakeProvider(Server):
+    def __init__(self, name, channel, tmp_path):
+        super().__init__("tests.notify.fake_provider", free_port(), str(tmp_path / f"{name}.jsonl"))
+        self.name, self.channel = name, channel
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def settings(self, priority=1, rate=500):
+        return {
+            "name": self.name,
+            "channel": self.channel,
+            "kind": "http",
+            "url": f"{self.url}/messages",
+            "token": "test-token",
+            "sender": "REMBUG" if self.channel == "sms" else None,
+            "priority": priority,
+            "rate": rate,
+            "timeout": 2,
+        }
+
+    def mode(self, mode, delay=0.0):
+        requests.post(f"{self.url}/_mode", json={"mode": mode, "delay": delay}, timeout=5)
+
+    def receipts(self):
+        """What it accepted, from its file (works while it is down, too)."""
+        path = Path(self.log_path)
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def stats(self):
+        return requests.get(f"{self.url}/_stats", timeout=5).json()
+
+
+class SmtpServer(Server):
+    def __init__(self, tmp_path):
+        super().__init__("tests.notify.smtp_server", free_port(), str(tmp_path / "smtp.jsonl"))
+
+    def settings(self, priority=1):
+        return {
+            "name": "smtp-local",
+            "channel": "email",
+            "kind": "smtp",
+            "host": "127.0.0.1",
+            "port": self.port,
+            "sender": "rembug@pengasinan.bekasikota.go.id",
+            "priority": priority,
+        }
+
+    def messages(self):
+        path = Path(self.log_path)
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def source_service(name, migrations):
+    """A stand-in for another service: it owns a log and answers ``replay``."""
+
+    return type(
+        f"StandIn_{name}",
+        (EventSourcedService,),
+        {
+            "name": name,
+            "repo": EventStoreProvider(name, migrations, {}),
+            "auth": Auth(name),
+        },
+    )
+
+
+class Source:
+    """A running stand-in: append events to its log and publish them as the relay would."""
+
+    def __init__(self, name, container, amqp):
+        self.name = name
+        self.container = container
+        self.store = get_extension(container, EventStoreProvider).store
+        self.exchange = get_event_exchange(name, container.config)
+        self.amqp = amqp
+        self.exchange(amqp.default_channel).declare()
+
+    def append(self, type_, stream, data, actor=None):
+        event = Event(
+            type=type_, stream=stream, data=data, actor=actor or {"id": "u-op", "role": "operator"}
+        )
+        return self.store.append(stream, None, [event]).events[0]
+
+    def publish(self, *events):
+        producer = self.amqp.Producer()
+        for event in events:
+            producer.publish(
+                event.to_cloudevent(),
+                exchange=self.exchange,
+                routing_key=event.type,
+                serializer="json",
+                delivery_mode=2,
+            )
+
+    def emit(self, type_, stream, data, actor=None):
+        """Append and publish one event; returns it."""
+        event = self.append(type_, stream, data, actor)
+        self.publish(event)
+        return event
+
+
+def new_schema(server_database_url):
+    schema = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(server_database_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    return schema, f"{server_database_url}?options=-csearch_path%3D{schema}"
+
+
+class Node:
+    def __init__(self, request, tmp_path, monkeypatch, container_factory, rabbit_config, env):
+        self.tmp_path = tmp_path
+        self.monkeypatch = monkeypatch
+        self.container_factory = container_factory
+        self.config = {"AMQP_URI": rabbit_config["AMQP_URI"]}
+        self.env = env
+        self.server_database_url = request.getfixturevalue("server_database_url")
+        self.notify_url = env["DATABASE_URL"]
+        self.schemas = []
+        self.servers = []
+        self.sources = {}
+        self.amqp = Connection(self.config["AMQP_URI"])
+        self.clock_path = tmp_path / "clock"
+        self.set_clock(DAYTIME)
+        self.sms = self.server(FakeProvider("sms-primary", "sms", tmp_path))
+        self.sms_backup = self.server(FakeProvider("sms-backup", "sms", tmp_path))
+        self.whatsapp = self.server(FakeProvider("wa", "whatsapp", tmp_path))
+        self.smtp = self.server(SmtpServer(tmp_path))
+        self.notify_env = {
+            "NOTIFY_PROVIDERS": json.dumps(
+                [
+                    self.sms.settings(priority=1),
+                    self.sms_backup.settings(priority=2),
+                    self.whatsapp.settings(),
+                    self.smtp.settings(),
+                ]
+            ),
+            "NOTIFY_CLOCK": f"file:{self.clock_path}",
+            "NOTIFY_BACKOFF_SECONDS": "0.2",
+            "NOTIFY_COOLDOWN_SECONDS": "0.5",
+            "NOTIFY_LEASE_SECONDS": "3",
+            "NOTIFY_POLL_SECONDS": "0.05",
+        }
+        for key, value in {**env, **self.notify_env}.items():
+            monkeypatch.setenv(key, value)
+        self.notify = None
+
+    def server(self, server):
+        self.servers.append(server)
+        return server.start()
+
+    def set_clock(self, iso):
+        self.clock_path.write_text(iso)
+
+    def source(self, name):
+        """Start the stand-in ``name`` (in a schema of its own)."""
+        if name not in self.sources:
+            schema, url = new_schema(self.server_database_url)
+            self.schemas.append(schema)
+            migrations = self.tmp_path / f"migrations-{name}"
+            migrations.mkdir()
+            self.monkeypatch.setenv("DATABASE_URL", url)
+            container = self.container_factory(source_service(name, migrations), self.config)
+            container.start()
+            self.monkeypatch.setenv("DATABASE_URL", self.notify_url)
+            self.sources[name] = Source(name, container, self.amqp)
+        return self.sources[name]
+
+    def start_notify(self, **env):
+        for key, value in env.items():
+            self.monkeypatch.setenv(key, value)
+        self.monkeypatch.setenv("DATABASE_URL", self.notify_url)
+        self.notify = self.container_factory(NotifyService, self.config)
+        self.notify.start()
+        for subscription in self.notify.extensions:
+            if (
+                isinstance(subscription, Subscription)
+                and subscription.source_service in self.sources
+            ):
+                wait_until(lambda s=subscription: not s.behind, what="notify to catch up")
+        return self.notify
+
+    @contextmanager
+    def rpc(self, actor):
+        context = {"authorization": issue_token(AUTH_SECRET, actor)} if actor else {}
+        with ServiceRpcProxy("notify", self.config, context_data=context) as proxy:
+            yield proxy
+
+    def query(self, sql, params=()):
+        with psycopg.connect(self.notify_url) as conn:
+            cursor = conn.execute(sql, params)
+            columns = [c.name for c in cursor.description]
+            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    def notifications(self, **where):
+        clause = " AND ".join(f"{k} = %s" for k in where) or "true"
+        return self.query(
+            f"SELECT * FROM notifications WHERE {clause} ORDER BY created_at, user_id",
+            list(where.values()),
+        )
+
+    def close(self):
+        for server in self.servers:
+            server.stop()
+        self.amqp.release()
+        with psycopg.connect(self.server_database_url, autocommit=True) as conn:
+            for schema in self.schemas:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture
+def node(request, tmp_path, monkeypatch, container_factory, rabbit_config, service_env):
+    node = Node(request, tmp_path, monkeypatch, container_factory, rabbit_config, service_env)
+    yield node
+    node.close()
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch):
+    """The fake servers are on loopback: never through an HTTP proxy of the environment."""
+    for key in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
