@@ -42,6 +42,7 @@ from pathlib import Path
 from marshmallow import RAISE, Schema, fields, missing
 from marshmallow.validate import Equal, Length, OneOf, Range, Regexp
 
+from services.budget import schemas as budget_schemas
 from services.citizens import schemas as citizens_schemas
 from services.proposals import schemas as proposals_schemas
 from shared.actor import ROLES
@@ -57,6 +58,7 @@ PERSISTENT = 2
 SERVICES = {
     "proposals": proposals_schemas.EVENT_SCHEMAS,
     "citizens": citizens_schemas.EVENT_SCHEMAS | citizens_schemas.ACCESS_EVENT_SCHEMAS,
+    "budget": budget_schemas.EVENT_SCHEMAS,
 }
 
 #: The ``source`` of a service's events: ``/kelurahan/<code>/<service>`` or ``/city/32.75/<service>``.
