@@ -137,6 +137,9 @@ def test_imported_residents_carry_the_same_events_as_single_registrations(citize
         reply = op.import_residents(import_id="imp-1", rows=payloads)
         assert reply == {"accepted": 60, "rejected": [], "duplicate_batch": False}
         found = op.find_resident_by_nik(nik=rows[vulnerable]["nik"])
+        now = op.monograph()
+        scanned = op.monograph(as_of=now["as_of"])  # the spans themselves, not the counters
+    assert now["population"] == 60 and {**scanned, "current": True} == now
     assert [h["type"] for h in found["history"]] == [
         "resident.registered",
         "resident.disability_recorded",
