@@ -22,14 +22,16 @@ sender id, at most 11 characters), ``timeout`` (seconds, default 10).
 are never logged or shown.
 
 ``NOTIFY_CLOCK=file:<path>`` is for tests and drills: the file holds an ISO
-8601 time with its offset (an empty or missing file means the system clock),
-so a running process can be moved to 21:00 WIB and back without patching.
+8601 time with its offset to jump to, from which the clock runs on (an empty
+or missing file means the system clock), so a running process can be moved to
+21:00 WIB and back without patching.
 """
 
 import json
 import os
+import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from shared.errors import ConfigError
@@ -149,10 +151,16 @@ def _providers(text, problems):
 
 
 class Clock:
-    """The time notify decides by: the system's, or one read from a file (``file:<path>``)."""
+    """The time notify decides by: the system's, or one set from a file (``file:<path>``).
 
-    def __init__(self, spec="system"):
+    The file holds the time to jump to; from then on the clock runs on at the
+    normal pace (so backoffs and leases still pass) until the file changes.
+    """
+
+    def __init__(self, spec="system", monotonic=time.monotonic):
         self.path = Path(spec[5:]) if spec.startswith("file:") else None
+        self.monotonic = monotonic
+        self._text, self._base, self._since = None, None, 0.0
 
     def now(self):
         if self.path is not None:
@@ -160,9 +168,19 @@ class Clock:
                 text = self.path.read_text().strip()
             except FileNotFoundError:
                 text = ""
-            if text:
-                moment = datetime.fromisoformat(text)
-                if moment.tzinfo is None:
-                    raise ConfigError("the NOTIFY_CLOCK file must hold a time with its offset")
-                return moment.astimezone(UTC)
+            if text != self._text:
+                self._text, self._since = text, self.monotonic()
+                self._base = _moment(text) if text else None
+            if self._base is not None:
+                return self._base + timedelta(seconds=self.monotonic() - self._since)
         return datetime.now(UTC)
+
+
+def _moment(text):
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError("the NOTIFY_CLOCK file must hold an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise ConfigError("the NOTIFY_CLOCK file must hold a time with its offset")
+    return moment.astimezone(UTC)

@@ -171,7 +171,7 @@ def test_a_done_request_is_no_breach(node):
     done = citizens.emit(
         "request.done", stream, {"outcome": "done", "personal": None, "public": {"rw": 7}}
     )
-    wait_until(lambda: node.query("SELECT closed FROM desk_requests")[0]["closed"], what="closed")
+    wait_until(lambda: node.query("SELECT * FROM desk_requests WHERE closed"), what="closed")
     node.set_clock((raised.time + timedelta(hours=30)).isoformat())
     time.sleep(1.5)
     assert node.notifications() == [] and done.type == "request.done"

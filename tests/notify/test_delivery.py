@@ -1,0 +1,201 @@
+"""Delivery: fallback and recovery, retries, quiet hours, opt-out, reports, retention."""
+
+import time
+from datetime import datetime, timedelta
+
+from tests import factories as f
+from tests.notify.conftest import wait_until
+
+PHONE = "+6281234500001"
+
+
+def register(node, user_id, role, rw=None, **contact):
+    with node.rpc(f.operator()) as notify:
+        return notify.register_contact(user_id=user_id, role=role, rw=rw, **contact)
+
+
+def expense(budget, n):
+    return budget.emit(
+        "expense.recorded",
+        f"expense-e{n}",
+        {
+            "expense_id": f"e{n}",
+            "line_id": "l1",
+            "amount": 1000 * n,
+            "description": f"Belanja {n}",
+            "status": "awaiting_approval",
+        },
+    )
+
+
+def lurah_by_sms(node):
+    budget = node.source("budget")
+    node.start_notify()
+    register(node, "u-lurah", "lurah", phone=PHONE, channels=["sms"])
+    return budget
+
+
+def states(node):
+    return [r["state"] for r in node.notifications()]
+
+
+def test_a_provider_outage_fails_over_to_the_backup_then_recovers(node):
+    budget = lurah_by_sms(node)
+    expense(budget, 1)
+    wait_until(lambda: len(node.sms.receipts()) == 1, what="the primary to take the first")
+
+    node.sms.kill()  # the primary provider is gone
+    for n in (2, 3, 4):
+        expense(budget, n)
+    wait_until(lambda: len(node.sms_backup.receipts()) == 3, what="the backup to take over")
+    assert len(node.sms.receipts()) == 1
+
+    node.sms.start()  # back on the same port
+    time.sleep(0.6)  # the cooldown ends: the primary is tried again
+    expense(budget, 5)
+    wait_until(lambda: len(node.sms.receipts()) == 2, what="the primary to take traffic again")
+    providers = [r["provider"] for r in node.notifications()]
+    assert providers == ["sms-primary", "sms-backup", "sms-backup", "sms-backup", "sms-primary"]
+    assert states(node) == ["sent"] * 5
+    assert len(node.sms_backup.receipts()) == 3
+
+
+def test_when_every_provider_fails_it_is_retried_with_backoff_until_one_answers(node):
+    budget = lurah_by_sms(node)
+    node.sms.mode("fail")
+    node.sms_backup.mode("fail")
+    expense(budget, 1)
+    wait_until(lambda: [r for r in node.notifications() if r["attempts"] >= 2], what="a retry")
+    row = node.notifications()[0]
+    assert row["state"] in ("temporary_failure", "sending")
+    assert "HTTP 503" in row["last_error"] and PHONE not in row["last_error"]
+    node.sms_backup.mode("ok")
+    wait_until(lambda: states(node) == ["sent"], what="the retry to get through")
+    steps = [s["state"] for s in node.notifications()[0]["history"]]
+    assert steps[0] == "created" and "temporary_failure" in steps and steps[-1] == "sent"
+    assert len(node.sms_backup.receipts()) == 1
+
+
+def test_a_refused_message_fails_permanently_without_retry(node):
+    budget = lurah_by_sms(node)
+    node.sms.mode("reject")
+    expense(budget, 1)
+    wait_until(lambda: states(node) == ["permanent_failure"], what="the permanent failure")
+    time.sleep(0.5)
+    row = node.notifications()[0]
+    assert row["attempts"] == 1 and row["last_error"] == "sms-primary: HTTP 400"
+    assert node.sms_backup.receipts() == []
+
+
+def test_sms_is_held_outside_eight_to_twenty_wib_and_released_at_eight(node):
+    budget = node.source("budget")
+    node.set_clock("2026-03-02T21:00:00+07:00")
+    node.start_notify()
+    register(node, "u-lurah", "lurah", phone=PHONE, channels=["sms"])
+    register(node, "u-bendahara", "bendahara", email="bendahara@example.org", channels=["email"])
+    expense(budget, 1)
+    wait_until(lambda: len(node.smtp.messages()) == 1, what="the email (no quiet hours)")
+    time.sleep(0.5)
+    [sms] = node.notifications(channel="sms")
+    assert sms["state"] == "created" and node.sms.receipts() == []
+    assert sms["held_until"] == datetime.fromisoformat("2026-03-03T08:00:00+07:00")
+
+    node.set_clock("2026-03-03T07:59:00+07:00")
+    time.sleep(0.5)
+    assert node.sms.receipts() == []
+    node.set_clock("2026-03-03T08:00:00+07:00")
+    wait_until(lambda: len(node.sms.receipts()) == 1, what="the held SMS")
+    wait_until(lambda: node.notifications(channel="sms")[0]["state"] == "sent", what="sent")
+
+
+def test_berhenti_stops_sms_for_good_even_for_messages_already_waiting(node):
+    budget = node.source("budget")
+    node.set_clock("2026-03-02T21:00:00+07:00")
+    node.start_notify()
+    register(node, "u-lurah", "lurah", phone=PHONE, channels=["sms"])
+    expense(budget, 1)  # held until 08:00
+    wait_until(lambda: node.notifications(), what="the held SMS")
+
+    with node.rpc(f.system()) as notify:
+        assert notify.inbound_sms(provider="sms-primary", sender="0812 3450 0001", text="berhenti")
+        assert notify.inbound_sms(
+            provider="sms-primary", sender="081299999999", text="BERHENTI"
+        ) == {"opted_out": False}
+    with node.rpc(f.lurah()) as notify:
+        assert notify.get_contact()["opted_out"] == ["sms"]
+
+    node.set_clock("2026-03-03T09:00:00+07:00")
+    expense(budget, 2)
+    wait_until(lambda: len(node.notifications()) == 2, what="the second notice")
+    time.sleep(0.6)
+    assert node.sms.receipts() == [] and node.sms_backup.receipts() == []
+    rows = node.notifications()
+    assert [(r["channel"], r["state"]) for r in rows] == [("in_app", "delivered")] * 2
+    assert rows[0]["last_error"] == "opted_out"
+    with node.rpc(f.lurah()) as notify:
+        assert notify.inbox()["total"] == 2
+
+
+def test_provider_reports_move_sent_messages_on(node):
+    budget = lurah_by_sms(node)
+    expense(budget, 1)
+    expense(budget, 2)
+    wait_until(lambda: states(node) == ["sent", "sent"], what="both sent")
+    first, second = (r["body"]["reference"] for r in node.sms.receipts())
+    with node.rpc(f.system()) as notify:
+        assert (
+            notify.delivery_report(provider="sms-primary", reference=first, status="delivered")[
+                "state"
+            ]
+            == "delivered"
+        )
+        notify.delivery_report(provider="sms-primary", reference=second, status="failed")
+        # a late report cannot undo a final state
+        assert (
+            notify.delivery_report(provider="sms-primary", reference=first, status="failed")[
+                "state"
+            ]
+            == "delivered"
+        )
+    assert sorted(states(node)) == ["delivered", "permanent_failure"]
+
+
+def test_content_and_addresses_are_purged_after_the_retention_period(node):
+    budget = lurah_by_sms(node)
+    expense(budget, 1)
+    wait_until(lambda: states(node) == ["sent"], what="sent")
+    row = node.notifications()[0]
+    assert row["address"] == PHONE and row["content"]["message"]["text"]
+
+    node.set_clock((row["created_at"] + timedelta(days=7, minutes=1)).isoformat())
+    wait_until(lambda: node.notifications()[0]["purged_at"] is not None, what="the purge")
+    row = node.notifications()[0]
+    assert row["address"] is None and row["content"] is None
+    assert (row["state"], row["template"], row["channel"], row["user_id"]) == (
+        "sent",
+        "expense.recorded",
+        "sms",
+        "u-lurah",
+    )
+    assert PHONE not in str(row) and "Belanja" not in str(row)
+    with node.rpc(f.lurah()) as notify:
+        [item] = notify.inbox()["items"]
+    assert item["message"] is None
+
+
+def test_addresses_never_leave_notify_and_erasure_purges_them(node):
+    budget = lurah_by_sms(node)
+    reply = register(node, "u-bendahara", "bendahara", email="b@example.org", channels=["email"])
+    assert reply["has_email"] and "b@example.org" not in str(reply)
+    expense(budget, 1)
+    wait_until(lambda: states(node) == ["sent", "sent"], what="sent")
+    with node.rpc(f.system()) as notify:
+        published = str(notify.replay(after=0))
+    assert "contact.registered" in published
+    assert PHONE not in published and "b@example.org" not in published
+
+    with node.rpc(f.lurah()) as notify:
+        notify.erase_contact(user_id="u-bendahara")
+    assert node.query("SELECT * FROM contacts WHERE user_id = 'u-bendahara'") == []
+    [row] = node.notifications(user_id="u-bendahara")
+    assert row["address"] is None and row["content"] is None and row["purged_at"] is not None
