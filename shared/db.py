@@ -121,6 +121,18 @@ class Database:
             self._slots.put(None)
 
     @contextmanager
+    def read(self):
+        """A connection for reading: each statement runs on its own (autocommit), so a
+        query costs one round trip, with no BEGIN before it and no ROLLBACK after."""
+        with self.connection() as conn:
+            conn.autocommit = True
+            try:
+                yield conn
+            finally:
+                if not conn.closed:
+                    conn.autocommit = False
+
+    @contextmanager
     def transaction(self):
         """A connection inside one transaction: committed on success, rolled back on error."""
         with self.connection() as conn, conn.transaction():

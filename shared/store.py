@@ -151,7 +151,7 @@ class EventStore:
 
     def head(self):
         """The highest sequence committed so far (0 for an empty log)."""
-        with self.db.connection() as conn:
+        with self.db.read() as conn:
             return conn.execute("SELECT sequence FROM log_head").fetchone()["sequence"]
 
     def events_of_command(self, command_id, conn=None):
@@ -167,9 +167,8 @@ class EventStore:
             return self._decode(
                 conn.cursor(row_factory=tuple_row).execute(sql, params, prepare=True)
             )
-        with self.db.connection() as own:
+        with self.db.read() as own:
             rows = own.cursor(row_factory=tuple_row).execute(sql, params, prepare=True).fetchall()
-            own.rollback()
         return self._decode(rows)
 
     def _decode(self, rows):

@@ -17,7 +17,7 @@ MONTHS = range(1, 13)
 def realisation(db, fiscal_year, as_of):
     """Per budget line: allocation, what was spent in each month up to ``as_of``, the
     total, what remains and the share used; spending on no line is left out."""
-    with db.connection() as conn:
+    with db.read() as conn:
         lines = conn.execute(
             "SELECT id, activity, view->>'activity_name' AS activity_name, category,"
             " view->>'source' AS source, allocated FROM line_view WHERE fiscal_year = %s"
@@ -60,7 +60,7 @@ def realisation(db, fiscal_year, as_of):
 def outstanding_advances(db, as_of):
     """Per person: each advance still owed on ``as_of`` (amount, outstanding, age in days),
     and what the person is owed in all; oldest first."""
-    with db.connection() as conn:
+    with db.read() as conn:
         rows = conn.execute(
             "SELECT a.id::text AS advance_id, a.person_id, a.line_id, a.paid_on::text,"
             " a.amount, a.view->>'description' AS description,"
@@ -90,7 +90,7 @@ def outstanding_advances(db, as_of):
 def binwas_costs(db, fiscal_year):
     """Per RW: supervision activities planned and held in a fiscal year, and what they
     cost (paid expenses and advances naming them)."""
-    with db.connection() as conn:
+    with db.read() as conn:
         rows = conn.execute(
             "WITH costs AS ("
             "  SELECT activity_id, amount FROM expense_view"
@@ -111,7 +111,7 @@ def binwas_costs(db, fiscal_year):
 def trial_balance(db, as_of):
     """Every account's debits, credits and balance (on its normal side) up to ``as_of``;
     the debits and credits of the whole journal are equal."""
-    with db.connection() as conn:
+    with db.read() as conn:
         rows = conn.execute(
             "SELECT e.account, coalesce(a.name, '') AS name, sum(e.debit)::bigint AS debit,"
             " sum(e.credit)::bigint AS credit FROM ledger_entry e"
@@ -148,7 +148,7 @@ def account_entries(db, account, date_from, date_to, page, per_page):
         where.append("date <= %s")
         params.append(date_to)
     sign = 1 if account_kind(account) in DEBIT_NORMAL else -1
-    with db.connection() as conn:
+    with db.read() as conn:
         total = conn.execute(
             f"SELECT count(*) AS n FROM ledger_entry WHERE {' AND '.join(where)}", params
         ).fetchone()

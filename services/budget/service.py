@@ -152,7 +152,8 @@ class BudgetService(EventSourcedService):
                 (transaction, _transaction_stream(transaction_id)),
                 (line, _line_stream(line_id)),
             ]
-        return self._view_of(self.repo.save(*changes, command_id=command_id))
+        stored = self.repo.save(*changes, command_id=command_id)
+        return self._created(transaction, changes[0][1], stored)
 
     # -- expenses --------------------------------------------------------------------------
 
@@ -169,12 +170,11 @@ class BudgetService(EventSourcedService):
         self._require_activity(data["activity_id"])
         line = self._line(data["line_id"])
         expense = Expense.create(new_id(), actor, line, data, override, meta_for(actor))
+        stream = _expense_stream(expense.id)
         stored = self.repo.save(
-            (expense, _expense_stream(expense.id)),
-            (line, _line_stream(line.id)),
-            command_id=command_id,
+            (expense, stream), (line, _line_stream(line.id)), command_id=command_id
         )
-        return self._view_of(stored)
+        return self._created(expense, stream, stored)
 
     @rpc
     def approve_expense(self, **payload):
@@ -242,13 +242,14 @@ class BudgetService(EventSourcedService):
         advance, transaction = Advance.create(
             new_id(), actor, line, new_id(), data, override, meta_for(actor)
         )
+        stream = _advance_stream(advance.id)
         stored = self.repo.save(
-            (advance, _advance_stream(advance.id)),
+            (advance, stream),
             (transaction, _transaction_stream(transaction.id)),
             (line, _line_stream(line.id)),
             command_id=command_id,
         )
-        return self._view_of(stored)
+        return self._created(advance, stream, stored)
 
     @rpc
     def reimburse_advance(self, **payload):
@@ -283,7 +284,7 @@ class BudgetService(EventSourcedService):
 
     def _flag_overdue(self, day):
         limit = (date.fromisoformat(day) - timedelta(days=OVERDUE_DAYS)).isoformat()
-        with self.repo.db.connection() as conn:
+        with self.repo.db.read() as conn:
             rows = conn.execute(
                 "SELECT id::text FROM advance_view WHERE status = 'outstanding'"
                 " AND paid_on < %s AND NOT (view->>'overdue')::boolean",
@@ -314,8 +315,9 @@ class BudgetService(EventSourcedService):
         if data["line_id"] is not None:
             self._line(data["line_id"])
         activity = Activity.plan(new_id(), actor, data, meta_for(actor))
-        return self._view_of(
-            self.repo.save((activity, _activity_stream(activity.id)), command_id=command_id)
+        stream = _activity_stream(activity.id)
+        return self._created(
+            activity, stream, self.repo.save((activity, stream), command_id=command_id)
         )
 
     @rpc
@@ -426,6 +428,11 @@ class BudgetService(EventSourcedService):
             self.repo.save((aggregate, stream), command_id=command_id)
         except Conflict:
             raise Conflict(f"{aggregate.noun} {aggregate.id} exists already") from None
+
+    def _created(self, aggregate, stream, stored):
+        """The view of what a command created: the aggregate as decided, unless a
+        concurrent retry of the same command stored its own first."""
+        return aggregate.snapshot() if stored[0].stream == stream else self._view_of(stored)
 
     def _view_of(self, events):
         """The view of what a command created: the stream of its first event."""

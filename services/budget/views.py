@@ -27,20 +27,19 @@ def project(changes):
     statements = []
     for aggregate, events in changes:
         kind = type(aggregate)
-        if kind is Transaction:
-            statements += [_posting(e.data) for e in events if e.type == "transaction.posted"]
-            statements += [_payables(e.data) for e in events if e.type == "transaction.posted"]
+        if kind is Transaction and events[0].type == "transaction.posted":
+            statements += [_posting(aggregate.snapshot()), _payables(events[0].data)]
         elif kind in _UPSERTS:
             statements.append(_UPSERTS[kind](aggregate))
     return [s for s in statements if s is not None]
 
 
-def _posting(data):
+def _posting(view):
     entries = [
         {"position": i, **{k: e.get(k) for k in ("account", "debit", "credit", "line_id")}}
-        for i, e in enumerate(data["entries"], 1)
+        for i, e in enumerate(view["entries"], 1)
     ]
-    ref, id_ = data["ref"], data["transaction_id"]
+    ref, id_, day = view["ref"], view["transaction_id"], view["date"]
     return (
         "WITH entries AS (INSERT INTO ledger_entry (transaction_id, position, date, account,"
         " debit, credit, line_id, ref_kind, ref_id)"
@@ -49,8 +48,18 @@ def _posting(data):
         " AS e(position smallint, account text, debit bigint, credit bigint, line_id text))"
         " INSERT INTO transaction_view (id, date, ref_kind, ref_id, view)"
         " VALUES (%s, %s, %s, %s, %s)",
-        [id_, data["date"], ref["kind"], ref["id"], Jsonb(entries)]
-        + [id_, data["date"], ref["kind"], ref["id"], Jsonb(data)],
+        [
+            id_,
+            day,
+            ref["kind"],
+            ref["id"],
+            Jsonb(entries),
+            id_,
+            day,
+            ref["kind"],
+            ref["id"],
+            Jsonb(view),
+        ],
     )
 
 
@@ -153,7 +162,7 @@ def unknown_accounts(db, codes):
     others = sorted(set(codes) - set(DEFAULT_ACCOUNTS))
     if not others:
         return []
-    with db.connection() as conn:
+    with db.read() as conn:
         rows = conn.execute(
             "SELECT code FROM account_view WHERE code = ANY(%s)", [others]
         ).fetchall()
@@ -163,14 +172,14 @@ def unknown_accounts(db, codes):
 
 def fiscal_year_status(db, year):
     """``open``, ``closed``, or None when the year was never opened."""
-    with db.connection() as conn:
+    with db.read() as conn:
         row = conn.execute("SELECT status FROM fiscal_year_view WHERE year = %s", [year]).fetchone()
     return row and row["status"]
 
 
 def get_view(db, table, id_, noun):
     """The stored view of one entity; NotFound if there is none."""
-    with db.connection() as conn:
+    with db.read() as conn:
         row = conn.execute(f"SELECT view FROM {table} WHERE id = %s", [id_]).fetchone()
     if row is None:
         raise NotFound(f"{noun} {id_} does not exist")
@@ -182,7 +191,7 @@ def list_views(db, table, filters, order, page, per_page):
     where = [(f"{column} = %s", value) for column, value in filters.items() if value is not None]
     clause = ("WHERE " + " AND ".join(w for w, _ in where)) if where else ""
     params = [v for _, v in where]
-    with db.connection() as conn:
+    with db.read() as conn:
         total = conn.execute(f"SELECT count(*) AS n FROM {table} {clause}", params).fetchone()
         rows = conn.execute(
             f"SELECT view FROM {table} {clause} ORDER BY {order} LIMIT %s OFFSET %s",
@@ -197,7 +206,7 @@ def list_views(db, table, filters, order, page, per_page):
 
 
 def lines_of_year(db, year):
-    with db.connection() as conn:
+    with db.read() as conn:
         rows = conn.execute(
             "SELECT view FROM line_view WHERE fiscal_year = %s ORDER BY id", [year]
         ).fetchall()

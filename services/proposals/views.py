@@ -64,7 +64,7 @@ def _upsert_forum(view):
 
 def get_proposal(db, proposal_id):
     """One proposal with its full history; NotFound if it does not exist."""
-    with db.connection() as conn:
+    with db.read() as conn:
         row = conn.execute("SELECT view FROM proposal_view WHERE id = %s", [proposal_id]).fetchone()
     if row is None:
         raise NotFound(f"proposal {proposal_id} does not exist")
@@ -83,7 +83,7 @@ def list_proposals(db, filters):
         params.append(filters["kecamatan"] + ".%")
     clause = ("WHERE " + " AND ".join(where)) if where else ""
     page, per_page = filters["page"], filters["per_page"]
-    with db.connection() as conn:
+    with db.read() as conn:
         total = conn.execute(f"SELECT count(*) AS n FROM proposal_view {clause}", params).fetchone()
         rows = conn.execute(
             f"SELECT view FROM proposal_view {clause} ORDER BY submitted_at, id LIMIT %s OFFSET %s",
@@ -100,7 +100,7 @@ def count_by_status(db, kelurahan, year=None):
     if year is not None:
         sql += " AND year = %s"
         params.append(year)
-    with db.connection() as conn:
+    with db.read() as conn:
         rows = conn.execute(sql + " GROUP BY status", params).fetchall()
     counts = dict.fromkeys(STATUSES, 0) | {r["status"]: r["n"] for r in rows}
     return {**counts, "total": sum(counts.values())}
@@ -108,7 +108,7 @@ def count_by_status(db, kelurahan, year=None):
 
 def scored_candidates(db, kelurahan, year):
     """Verified, scored proposals of a plan year, best total first: the default ranking."""
-    with db.connection() as conn:
+    with db.read() as conn:
         rows = conn.execute(
             "SELECT id::text AS id, score_total FROM proposal_view"
             " WHERE kelurahan = %s AND year = %s AND status = 'verified'"
@@ -120,7 +120,7 @@ def scored_candidates(db, kelurahan, year):
 
 def get_forum(db, forum_id):
     """A forum with its ranking, each entry with the proposal's title, RW, sector, cost."""
-    with db.connection() as conn:
+    with db.read() as conn:
         row = conn.execute("SELECT view FROM forum_view WHERE id = %s", [forum_id]).fetchone()
         if row is None:
             raise NotFound(f"forum {forum_id} does not exist")
