@@ -67,6 +67,50 @@ def test_monograph_now_and_as_of_a_date_before_and_after_a_move_out(citizens):
     assert cells[("vulnerable", "child")] == "1"
 
 
+def test_current_counts_agree_with_a_scan_of_the_spans_after_every_kind_of_change(citizens):
+    """The counters kept per statement equal a count of the open spans, whether a
+    statement opens or closes one span or many."""
+
+    def agree(client):
+        now = client.monograph()
+        assert {**client.monograph(as_of=now["as_of"]), "current": True} == now
+        return now
+
+    payloads = [
+        people.person(rw=rw, rt=rt, occupation="pedagang")
+        for rw, rt in ((7, 3), (7, 4), (8, 1), (8, 1))
+    ]
+    rows = [{"line": n + 2, "payload": p} for n, p in enumerate(payloads)]
+    with citizens(f.operator()) as op:
+        op.import_residents(import_id="agree", rows=rows)
+        assert agree(op)["population"] == 4
+        ids = [op.find_resident_by_nik(nik=p["nik"])["id"] for p in payloads]
+        op.form_family(
+            kk=people.make_kk(),
+            address="Jl. Flamboyan 9",
+            rt=1,
+            rw=8,
+            members=[
+                {"resident_id": ids[2], "relationship": "kepala_keluarga"},
+                {"resident_id": ids[3], "relationship": "istri"},
+            ],
+        )
+        agree(op)
+        op.move_within(resident_id=ids[0], rw=9, rt=2, address="Jl. Kenari 4")
+        op.correct(
+            resident_id=ids[1], changes={"occupation": "guru"}, reason="typo", note="KK baru"
+        )
+        op.record_welfare(resident_id=ids[1], decile=2, source="dtsen", as_of="2026-01-01")
+        op.record_death(resident_id=ids[3], date="2026-01-10")
+        now = agree(op)
+        assert now["population"] == 3 and now["by_rw"] == {"7": 1, "8": 1, "9": 1}
+        assert now["vulnerable"]["welfare.decile_1_4"] == 1
+    with citizens(f.lurah()) as lurah:
+        lurah.erase(resident_id=ids[1], legal_basis="data_subject_request", request_reference="x")
+        now = agree(lurah)
+    assert now["population"] == 2 and now["vulnerable"]["welfare.decile_1_4"] == 0
+
+
 def test_monograph_is_refused_to_a_resident(citizens):
     with citizens(warga()) as citizen, raises(Forbidden):
         citizen.monograph()
