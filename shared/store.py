@@ -13,7 +13,10 @@ Guarantees, each proven by a test against a real server
    tailing by sequence never skips an event that commits late with a lower
    sequence, and the log has no gaps.
 4. The statements ``project`` returns run in the appending transaction: the
-   service's read models commit with their events, or neither does.
+   service's read models commit with their events, or neither does. A
+   statement (or a trigger it fires) that raises SQLSTATE ``RB412`` refuses the
+   command: nothing is written, and the caller gets a Conflict carrying the
+   error's message (which must name no person).
 5. (see :mod:`shared.tracking`) a consumer's position commits with its effects.
 6. Events stored under an older schema version are upcast when read.
 """
@@ -32,6 +35,7 @@ APPEND = "SELECT last_seq, base FROM rembug_append(%s, %s, %s, %s, %s)"
 APPEND_MANY = "SELECT last_seq, bases FROM rembug_append_many(%s, %s::text[], %s::integer[], %s)"
 CONFLICT_SQLSTATE = "RB409"
 DUPLICATE_SQLSTATE = "RB208"
+REFUSED_SQLSTATE = "RB412"
 # actor fields as text: decoding one jsonb per row is the dearest part of a log read
 COLUMNS = (
     "sequence, id::text, stream, version, type, time, data, data_version, "
@@ -119,6 +123,8 @@ class EventStore:
             except psycopg.Error as exc:
                 if exc.sqlstate == DUPLICATE_SQLSTATE:
                     return Appended(self.events_of_command(command_id), duplicate=True)
+                if exc.sqlstate == REFUSED_SQLSTATE:
+                    raise Conflict(exc.diag.message_primary) from None
                 if exc.sqlstate == CONFLICT_SQLSTATE:
                     raise Conflict(
                         f"{_stream_of(exc)} was changed by someone else meanwhile; "

@@ -200,6 +200,20 @@ def test_a_closed_year_takes_no_more_postings(opened):
     with opened(OPERATOR) as op, raises(Conflict) as refused:
         op.record_expense(**expense_payload())
     assert "is closed" in refused.error.message
+    with opened(f.system()) as system:
+        before = len(system.replay(after=0, limit=5000))
+    with opened(BENDAHARA) as bendahara, raises(Conflict) as refused:
+        bendahara.post_transaction(
+            date="2027-12-30",
+            description="Setoran sisa kas",
+            entries=[
+                {"account": "source.apbd", "debit": 5_000},
+                {"account": "asset.bank", "credit": 5_000},
+            ],
+        )
+    assert refused.error.message.startswith("fiscal year 2027 is closed")
+    with opened(f.system()) as system:
+        assert len(system.replay(after=0, limit=5000)) == before
 
 
 def test_a_line_is_planned_once_and_revised_not_below_its_commitments(opened):
