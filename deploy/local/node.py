@@ -37,6 +37,10 @@ SERVICES = {
         "class": "services.citizens.service:CitizensService",
         "migrations": ROOT / "services" / "citizens" / "migrations",
     },
+    "budget": {
+        "class": "services.budget.service:BudgetService",
+        "migrations": ROOT / "services" / "budget" / "migrations",
+    },
 }
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DEFAULT_KELURAHAN = "32.75.05.1002"  # Pengasinan, Kec. Rawalumbu

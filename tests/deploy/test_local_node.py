@@ -48,9 +48,10 @@ def call(method, payload, role="operator", **identity):
 
 def drop_node():
     with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
-        conn.execute(
-            f'DROP DATABASE IF EXISTS "{node.database_name(CODE, "proposals")}" WITH (FORCE)'
-        )
+        for service in node.SERVICES:
+            conn.execute(
+                f'DROP DATABASE IF EXISTS "{node.database_name(CODE, service)}" WITH (FORCE)'
+            )
     api = os.environ["RABBIT_API_URI"]
     requests.delete(f"{api}/api/vhosts/{node.vhost_name(CODE)}", timeout=10)
 
@@ -68,14 +69,16 @@ def local_node():
     )
     try:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            code, out, _ = call("proposals.status", {})
+        waiting = list(node.SERVICES)
+        while waiting and time.monotonic() < deadline:
+            code, out, _ = call(f"{waiting[0]}.status", {})
             if code == 0:
-                break
+                waiting.pop(0)
+                continue
             assert process.poll() is None, process.stdout.read()
             time.sleep(1)
-        else:
-            pytest.fail("the node did not answer within 60 s")
+        if waiting:
+            pytest.fail(f"{', '.join(waiting)} did not answer within 60 s")
         yield process
     finally:
         if process.poll() is None:
@@ -109,6 +112,30 @@ def test_node_serves_rpc_relays_events_and_stops_on_ctrl_c(local_node):
 
     local_node.send_signal(signal.SIGINT)
     assert local_node.wait(30) == 0
+
+
+def test_the_budget_takes_the_lurahs_advance(local_node):
+    code, out, err = call("budget.open_fiscal_year", {"year": 2027}, role="lurah")
+    assert code == 0, err
+    line = {
+        "fiscal_year": 2027,
+        "activity": "binwas",
+        "activity_name": "Pembinaan dan pengawasan",
+        "category": "expense.transport",
+        "source": "source.apbd",
+        "allocated": 2_000_000,
+    }
+    assert call("budget.plan_line", line, role="lurah")[0] == 0
+    advance = {
+        "person_id": "u-lurah",
+        "line_id": "2027-binwas-transport",
+        "amount": 150_000,
+        "paid_on": "2027-02-03",
+        "description": "Transport kunjungan RW 04",
+    }
+    code, out, err = call("budget.record_advance", advance, role="operator")
+    assert code == 0, err
+    assert json.loads(out)["outstanding"] == 150_000
 
 
 def test_services_stop_when_the_supervisor_is_killed(local_node):
