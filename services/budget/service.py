@@ -362,7 +362,9 @@ class BudgetService(EventSourcedService):
 
     @rpc
     def get_activity(self, activity_id):
-        return self._get("activity_view", "activity", activity_id)
+        """A supervision activity with its history and what was spent on it."""
+        activity = self._get("activity_view", "activity", activity_id)
+        return views.with_costs(self.repo.db, [activity])[0]
 
     @rpc
     def list_expenses(self, **payload):
@@ -376,8 +378,10 @@ class BudgetService(EventSourcedService):
 
     @rpc
     def list_activities(self, **payload):
-        """Supervision activities by fiscal year, RW and status, a page at a time."""
-        return self._list(schemas.ListActivities, payload, "activity_view", "planned_on, id")
+        """Supervision activities by fiscal year, RW and status, with their costs, a page
+        at a time."""
+        page = self._list(schemas.ListActivities, payload, "activity_view", "planned_on, id")
+        return {**page, "items": views.with_costs(self.repo.db, page["items"])}
 
     @rpc
     def account_entries(self, **payload):

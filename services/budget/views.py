@@ -205,6 +205,23 @@ def list_views(db, table, filters, order, page, per_page):
     }
 
 
+def with_costs(db, activities):
+    """Supervision activity views with ``cost``: what the paid expenses and the advances
+    naming each one came to."""
+    ids = [a["activity_id"] for a in activities]
+    with db.read() as conn:
+        rows = conn.execute(
+            "SELECT activity_id::text AS id, sum(amount)::bigint AS cost FROM ("
+            " SELECT activity_id, amount FROM expense_view"
+            "  WHERE status = 'paid' AND activity_id = ANY(%s::uuid[])"
+            " UNION ALL SELECT activity_id, amount FROM advance_view"
+            "  WHERE activity_id = ANY(%s::uuid[])) spent GROUP BY activity_id",
+            [ids, ids],
+        ).fetchall()
+    costs = {r["id"]: r["cost"] for r in rows}
+    return [{**a, "cost": costs.get(a["activity_id"], 0)} for a in activities]
+
+
 def lines_of_year(db, year):
     with db.read() as conn:
         rows = conn.execute(

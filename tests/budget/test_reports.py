@@ -119,6 +119,11 @@ def test_binwas_cost_per_rw(opened):
         {"rw": 7, "activities": 1, "held": 1, "cost": 200_000},
     ]
     assert report["total"] == 245_000
+    with opened(OPERATOR) as op:
+        visit = op.get_activity(rw7["activity_id"])
+        listed = op.list_activities(fiscal_year=2027, rw=7)
+    assert visit["cost"] == 200_000 and visit["status"] == "held"
+    assert [a["cost"] for a in listed["items"]] == [200_000]
     assert as_csv.splitlines()[0] == "rw,activities,held,cost"
 
 
