@@ -1394,6 +1394,24 @@ class Family(Aggregate):
                 meta,
             )
 
+    def forget(self, resident_id, meta):
+        """Take an erased resident off the card, their relationship with them (the head
+        too: the family keeps no head until one is named). The erasure was authorised;
+        records ``family.member_removed`` (reason ``erased``) and, for the last member,
+        ``family.dissolved``."""
+        if resident_id not in self.members or self.status != "active":
+            return
+        event = {"resident_id": resident_id, "reason": "erased"}
+        self.record(
+            "family.member_removed", {**event, "personal": {}, "public": self._public()}, meta
+        )
+        if not self.members:
+            self.record(
+                "family.dissolved",
+                {"reason": "no_members", "personal": {}, "public": self._public()},
+                meta,
+            )
+
     def change_relationship(self, actor, data, meta):
         """``{"resident_id", "relationship"}`` for a member other than the head;
         records ``family.relationship_changed``."""
@@ -1508,6 +1526,11 @@ class Family(Aggregate):
 
     def on_member_removed(self, data, meta):
         self._drop([data["resident_id"]])
+        if data["reason"] == "erased":  # the card's history no longer names them either
+            for entry in self.history:
+                entry["summary"] = entry["summary"].replace(data["resident_id"], "(erased)")
+            self._note("family.member_removed", meta, "an erased member removed", "erased")
+            return
         self._note(
             "family.member_removed", meta, f"member {data['resident_id']} removed", data["reason"]
         )

@@ -228,7 +228,20 @@ class CitizensService(EventSourcedService):
     def erase(self, **payload):
         """Erase a resident (lurah, admin): the event, the read models and the resident's
         key go in one transaction; no stored event yields its personal data after."""
-        view = self._resident(schemas.EraseResident, payload, Resident.erase)
+        actor = self.auth.actor
+        data = schemas.load(schemas.EraseResident, payload)
+        command_id, resident_id = data.pop("command_id"), data.pop("resident_id")
+        if not self._already_done(command_id):
+            resident = self._load_resident(resident_id)
+            meta = meta_for(actor)
+            resident.erase(actor, data, meta)
+            changes = [(resident, resident_stream(resident_id))]
+            if resident.family_id is not None:  # the card drops them in the same transaction
+                family = self._load_family(resident.family_id)
+                family.forget(resident_id, meta)
+                changes.append((family, family_stream(family.id)))
+            self._save(*changes, command_id=command_id)
+        view = self._resident_snapshot(resident_id)
         # The key was destroyed with the event (a projection statement); erasing again
         # is a no-op in the database that evicts the key from this process's cache.
         protector = self.repo.provider.protector

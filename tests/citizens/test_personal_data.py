@@ -173,3 +173,29 @@ def test_every_page_of_a_resident_list_is_recorded_without_the_searched_name(cit
         "resident_ids": [resident["id"]],
     }
     assert name.lower() not in str(event.data).lower()  # sealed, and not among the filters
+
+
+def test_an_erased_resident_leaves_their_family_card(citizens):
+    with citizens(f.operator()) as op:
+        head = op.register(**people.person(sex="L", age=45))
+        child = op.register(**people.person(age=12))
+        family = op.form_family(
+            kk=people.make_kk(),
+            address="Jl. Flamboyan 5",
+            rt=3,
+            rw=7,
+            members=[
+                {"resident_id": head["id"], "relationship": "kepala_keluarga"},
+                {"resident_id": child["id"], "relationship": "anak"},
+            ],
+        )
+    with citizens(f.lurah()) as lurah:
+        for erased in (child, head):
+            lurah.erase(
+                resident_id=erased["id"],
+                legal_basis="data_subject_request",
+                request_reference="surat 470/7/Kel.Pengasinan",
+            )
+            card = lurah.get_family(family_id=family["id"])
+            assert erased["id"] not in str(card)
+    assert card["status"] == "dissolved" and card["members"] == []
