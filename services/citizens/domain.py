@@ -283,6 +283,14 @@ def pregnancy_current(pregnancy, on):
     return _to_date(on) <= _to_date(pregnancy["expected_date"]) + PREGNANCY_GRACE
 
 
+def pregnant_until(vulnerability):
+    """The last day a recorded pregnancy counts (ISO date), or None without one."""
+    pregnancy = (vulnerability or {}).get("pregnancy")
+    if not pregnancy or not pregnancy.get("expected_date"):
+        return None
+    return (_to_date(pregnancy["expected_date"]) + PREGNANCY_GRACE).isoformat()
+
+
 def derive_categories(personal, vulnerability, on):
     """Sorted category codes of a resident at date ``on``: recorded vulnerability
     (disability, welfare band, chronic illness, care needs, a current pregnancy) and

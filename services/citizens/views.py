@@ -28,11 +28,13 @@ from services.citizens.domain import (
     CATEGORIES,
     ELDERLY_AGE,
     LOCAL_TZ,
+    PREGNANCY_GRACE,
     SEXES,
     Family,
     Resident,
     ServiceRequest,
     age_band,
+    pregnant_until,
 )
 from services.citizens.schemas import (
     FamilyView,
@@ -57,7 +59,7 @@ DATED = (
 )
 PERIOD_COLUMNS = (
     "resident_id, valid_from, valid_to, rw, rt, sex, birth_date, religion, education,"
-    " occupation, marital_status, family_id, categories, status"
+    " occupation, marital_status, family_id, categories, status, pregnant_until"
 )
 ERASE_REQUEST_KEYS = (
     "INSERT INTO subject_keys (subject_id, wrapped, erased_at)"
@@ -162,24 +164,26 @@ _OPEN_PERIODS = (
     " SELECT o.resident_id, greatest(o.day, (SELECT max(valid_to) FROM resident_periods p"
     "  WHERE p.resident_id = o.resident_id)), NULL, o.rw, o.rt, o.sex, o.birth_date,"
     " o.religion, o.education, o.occupation, o.marital_status, o.family_id, o.categories,"
-    " o.status"
+    " o.status, o.pregnant_until"
     " FROM jsonb_to_recordset(%s) AS o (resident_id uuid, day date, rw integer, rt integer,"
     " sex text, birth_date date, religion text, education text, occupation text,"
-    " marital_status text, family_id uuid, categories text[], status text)"
+    " marital_status text, family_id uuid, categories text[], status text,"
+    " pregnant_until date)"
 )
 _UPSERT_RESIDENTS = (
     "INSERT INTO resident_view (id, kelurahan, status, rw, rt, sex, birth_date, family_id,"
-    " categories, version, view)"
+    " categories, pregnant_until, version, view)"
     " SELECT (v->>'id')::uuid, v->>'kelurahan', v->>'status', (v->'public'->>'rw')::integer,"
     " (v->'personal'->>'rt')::integer, v->'public'->>'sex', (v->'personal'->>'birth_date')::date,"
     " (v->>'family_id')::uuid,"
     " ARRAY(SELECT jsonb_array_elements_text(v->'public'->'categories')),"
+    f" (v->'vulnerability'->'pregnancy'->>'expected_date')::date + {PREGNANCY_GRACE.days},"
     " (v->>'version')::integer, v"
     " FROM jsonb_array_elements(%s) AS r (v)"
     " ON CONFLICT (id) DO UPDATE SET status = excluded.status, rw = excluded.rw,"
     " rt = excluded.rt, sex = excluded.sex, birth_date = excluded.birth_date,"
     " family_id = excluded.family_id, categories = excluded.categories,"
-    " version = excluded.version, view = excluded.view"
+    " pregnant_until = excluded.pregnant_until, version = excluded.version, view = excluded.view"
 )
 
 
@@ -207,6 +211,7 @@ def _period_row(resident, day):
         "family_id": resident.family_id,
         "categories": list(resident.public["categories"]),
         "status": resident.status,
+        "pregnant_until": pregnant_until(resident.vulnerability),
     }
 
 
@@ -358,11 +363,14 @@ def _years_before(day, years):
 
 def category_clause(category, on):
     """SQL (and params) for "in ``category`` at date ``on``": child and elderly from the
-    birth date (ages move on), the others from the recorded categories."""
+    birth date (ages move on), pregnant from the day it stops counting, the others
+    from the recorded categories."""
     if category == "child":
         return "birth_date > %s", [_years_before(on, ADULT_AGE)]
     if category == "elderly":
         return "birth_date <= %s", [_years_before(on, ELDERLY_AGE)]
+    if category == "pregnant":
+        return "pregnant_until >= %s", [on]
     return "categories @> ARRAY[%s]::text[]", [category]
 
 
@@ -506,9 +514,10 @@ GROUP BY GROUPING SETS ((), (rw), (rw, rt), (sex), (age_band), (religion), (educ
 _VULNERABLE = f"""
 SELECT c AS category, count(*) AS n
 FROM resident_periods,
-     unnest(array_remove(array_remove(categories, 'child'), 'elderly')
+     unnest(array_remove(array_remove(array_remove(categories, 'child'), 'elderly'), 'pregnant')
             || CASE WHEN {_AGE} < {ADULT_AGE} THEN '{{child}}'::text[] ELSE '{{}}' END
-            || CASE WHEN {_AGE} >= {ELDERLY_AGE} THEN '{{elderly}}'::text[] ELSE '{{}}' END) c
+            || CASE WHEN {_AGE} >= {ELDERLY_AGE} THEN '{{elderly}}'::text[] ELSE '{{}}' END
+            || CASE WHEN pregnant_until >= %(on)s THEN '{{pregnant}}'::text[] ELSE '{{}}' END) c
 WHERE :where
 GROUP BY c
 """
@@ -526,6 +535,9 @@ _AS_OF = "valid_from <= %(on)s AND (valid_to IS NULL OR valid_to > %(on)s)"
 
 
 _CELLS = "SELECT dimension, value, n FROM monograph_cells WHERE n > 0"
+_PREGNANT = (
+    "SELECT count(*) AS n FROM resident_periods WHERE valid_to IS NULL AND pregnant_until >= %(on)s"
+)
 _AGES = (
     "SELECT (%(on_key)s - birth_key) / 10000 AS age, sum(n)::integer AS n"
     " FROM monograph_births WHERE n > 0 GROUP BY 1"
@@ -582,6 +594,7 @@ def _fill_current(conn, params, tables):
         table = "vulnerable" if row["dimension"] == "vulnerable" else f"by_{row['dimension']}"
         tables[table][row["value"]] = row["n"]
     tables["population"] = sum(tables["by_rw"].values())
+    tables["vulnerable"]["pregnant"] = conn.execute(_PREGNANT, params).fetchone()["n"]
     for row in conn.execute(_AGES, params):
         age, n = row["age"], row["n"]
         tables["by_age_band"][age_band(age)] += n

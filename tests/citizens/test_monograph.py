@@ -114,3 +114,27 @@ def test_current_counts_agree_with_a_scan_of_the_spans_after_every_kind_of_chang
 def test_monograph_is_refused_to_a_resident(citizens):
     with citizens(warga()) as citizen, raises(Forbidden):
         citizen.monograph()
+
+
+def test_a_pregnancy_stops_counting_thirty_days_after_its_expected_date(citizens):
+    from datetime import timedelta
+
+    from services.citizens import views
+
+    today = views.today()
+    with citizens(f.operator()) as op:
+        mother = op.register(**people.person(sex="P", age=28, rw=7))
+        op.record_pregnancy(
+            resident_id=mother["id"], expected_date=today.isoformat(), source="posyandu"
+        )
+        assert op.monograph()["vulnerable"]["pregnant"] == 1
+        assert [
+            r["id"] for r in op.targeting(category="pregnant", purpose="kelas ibu hamil")["items"]
+        ] == [mother["id"]]
+        last_day, gone = (today + timedelta(days=d) for d in (30, 31))
+        assert op.monograph(as_of=last_day.isoformat())["vulnerable"]["pregnant"] == 1
+        assert op.monograph(as_of=gone.isoformat())["vulnerable"]["pregnant"] == 0
+    db = citizens.provider.db
+    assert views.monograph(db, gone, current=True)["vulnerable"]["pregnant"] == 0
+    assert views.monograph(db, last_day, current=True)["vulnerable"]["pregnant"] == 1
+    assert views.targeting(db, None, "pregnant", False, gone) == []
