@@ -55,6 +55,7 @@ class State:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # a reply in two writes would wait for a delayed ACK
     state = None
 
     def log_message(self, *args):
@@ -113,15 +114,18 @@ class Handler(BaseHTTPRequestHandler):
         return self._reply(200, {"id": state.accept(key, body)})
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the listen backlog: many clients connect at once
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log", required=True)
     args = parser.parse_args(argv)
     Handler.state = State(args.log)
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 128
+    server = Server(("127.0.0.1", args.port), Handler)
     print("ready", flush=True)
     server.serve_forever()
 
