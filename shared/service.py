@@ -6,11 +6,23 @@ dependency ``repo`` and its auth dependency ``auth``. It then answers:
 - ``replay(after, limit)``: its log as CloudEvents, in log order, for a
   consumer that starts late or missed events (callers need the ``system`` or
   ``admin`` role);
-- ``status()``: version, node, and whether the database answers.
+- ``status()``: version, node, and whether the database answers;
+
+and serves over HTTP (:mod:`shared.health`, on nameko's ``WEB_SERVER_ADDRESS``):
+
+- ``GET /health``: liveness and version;
+- ``GET /ready``: 200 when PostgreSQL and RabbitMQ answer, 503 naming which did not;
+- ``GET /metrics``: Prometheus metrics (:mod:`shared.metrics`).
+
+Every line a worker logs names the service and the worker's call id
+(:class:`WorkerLogContext`, read by :class:`shared.logs.JsonFormatter`).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
+from nameko.extensions import DependencyProvider
+
+from shared import health, logs
 from shared.rpc import rpc
 
 MAX_REPLAY_BATCH = 5000
@@ -27,7 +39,23 @@ def rembug_version():
         return tomllib.loads(pyproject.read_text())["project"]["version"]
 
 
+class WorkerLogContext(DependencyProvider):
+    """Binds the service name and call id of each worker for the log formatter."""
+
+    def setup(self):
+        logs.set_process_service(self.container.service_name)
+
+    def worker_setup(self, worker_ctx):
+        # each worker runs in its own green thread, with its own context
+        logs.bind_worker(worker_ctx.service_name, worker_ctx.call_id)
+
+    def worker_teardown(self, worker_ctx):
+        logs.unbind_worker()
+
+
 class EventSourcedService:
+    log_context = WorkerLogContext()
+
     @rpc
     def replay(self, after=0, limit=1000):
         """Events with a sequence above ``after``, at most ``limit`` (capped at 5000)."""
@@ -50,3 +78,17 @@ class EventSourcedService:
             "database": database,
             "log_head": head,
         }
+
+    # -- over HTTP: for probes and Prometheus, no token, no data ------------------------------
+
+    @health.http("GET", "/health")
+    def http_health(self, request):
+        return health.liveness_response(self.repo.config, rembug_version())
+
+    @health.http("GET", "/ready")
+    def http_ready(self, request):
+        return health.readiness_response(self.repo.config)
+
+    @health.http("GET", "/metrics")
+    def http_metrics(self, request):
+        return health.metrics_response(self.repo)
