@@ -15,66 +15,18 @@ from services.budget.domain import (
     BudgetLine,
     Expense,
     FiscalYear,
-    Transaction,
-    account_kind,
     fiscal_year_of,
 )
 from shared.errors import NotFound
 
 
 def project(changes):
-    """The statements that bring every read model a command touched up to date."""
-    statements = []
-    for aggregate, events in changes:
-        kind = type(aggregate)
-        if kind is Transaction and events[0].type == "transaction.posted":
-            statements += [_posting(aggregate.snapshot()), _payables(events[0].data)]
-        elif kind in _UPSERTS:
-            statements.append(_UPSERTS[kind](aggregate))
-    return [s for s in statements if s is not None]
+    """The statements that bring every read model a command touched up to date.
 
-
-def _posting(view):
-    entries = [
-        {"position": i, **{k: e.get(k) for k in ("account", "debit", "credit", "line_id")}}
-        for i, e in enumerate(view["entries"], 1)
-    ]
-    ref, id_, day = view["ref"], view["transaction_id"], view["date"]
-    return (
-        "WITH entries AS (INSERT INTO ledger_entry (transaction_id, position, date, account,"
-        " debit, credit, line_id, ref_kind, ref_id)"
-        " SELECT %s, e.position, %s, e.account, e.debit, e.credit, e.line_id, %s, %s"
-        " FROM jsonb_to_recordset(%s)"
-        " AS e(position smallint, account text, debit bigint, credit bigint, line_id text))"
-        " INSERT INTO transaction_view (id, date, ref_kind, ref_id, view)"
-        " VALUES (%s, %s, %s, %s, %s)",
-        [
-            id_,
-            day,
-            ref["kind"],
-            ref["id"],
-            Jsonb(entries),
-            id_,
-            day,
-            ref["kind"],
-            ref["id"],
-            Jsonb(view),
-        ],
-    )
-
-
-def _payables(data):
-    """A person's payable account appears in the chart with their first advance."""
-    codes = sorted(
-        {e["account"] for e in data["entries"] if account_kind(e["account"]) == "payable"}
-    )
-    if not codes:
-        return None
-    return (
-        "INSERT INTO account_view (code, kind, name) SELECT code, 'payable', 'Utang kepada ' ||"
-        " substr(code, 9) FROM unnest(%s::text[]) AS code ON CONFLICT (code) DO NOTHING",
-        [codes],
-    )
+    The journal (ledger entries, transaction views, payable accounts) is written
+    by a trigger on the event store as each ``transaction.posted`` is appended
+    (migration 003), so a posting needs no statement here."""
+    return [_UPSERTS[type(a)](a) for a, _ in changes if type(a) in _UPSERTS]
 
 
 def _upsert(table, columns, values, view):
