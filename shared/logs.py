@@ -53,9 +53,11 @@ _worker = contextvars.ContextVar("rembug_worker", default=None)
 _process = {"service": os.environ.get("REMBUG_SERVICE")}
 
 
-def set_process_service(name):
-    """The service named on lines logged outside a worker (one service per process)."""
-    if not os.environ.get("REMBUG_SERVICE"):
+def set_process_service(name, replace=True):
+    """The service named on lines logged outside a worker (one service per process).
+
+    ``REMBUG_SERVICE`` in the environment wins; ``replace=False`` only fills a gap."""
+    if not os.environ.get("REMBUG_SERVICE") and (replace or _process["service"] is None):
         _process["service"] = name
 
 

@@ -56,6 +56,12 @@ class WorkerLogContext(DependencyProvider):
 class EventSourcedService:
     log_context = WorkerLogContext()
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # the lines ``nameko run`` logs before the container is set up name the service too
+        if getattr(cls, "name", None):
+            logs.set_process_service(cls.name, replace=False)
+
     @rpc
     def replay(self, after=0, limit=1000):
         """Events with a sequence above ``after``, at most ``limit`` (capped at 5000)."""

@@ -47,6 +47,7 @@ DEFAULT_KELURAHAN = "32.75.05.1002"  # Pengasinan, Kec. Rawalumbu
 RABBIT_API = os.environ.get("RABBIT_API_URI", "http://guest:guest@127.0.0.1:15672")
 AMQP_SERVER = os.environ.get("AMQP_SERVER", "pyamqp://guest:guest@127.0.0.1:5672")
 PG_SERVER = os.environ.get("PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
+HTTP_PORT_BASE = int(os.environ.get("HTTP_PORT_BASE", "18000"))
 
 
 def node_paths(code):
@@ -112,6 +113,14 @@ def ensure_database(name):
     return f"{PG_SERVER}/{name}"
 
 
+def http_port(code, service):
+    """The port of a service's /health, /ready and /metrics: fixed per node and service,
+    so that nodes of several kelurahan run side by side (the city after the 56)."""
+    codes = wilayah.kelurahan_codes()
+    node_index = codes.index(code) if code in codes else len(codes)
+    return HTTP_PORT_BASE + 10 * node_index + 1 + list(SERVICES).index(service)
+
+
 def service_environment(code, service, state):
     vhost = urllib.parse.quote(vhost_name(code), safe="")
     return {
@@ -122,8 +131,10 @@ def service_environment(code, service, state):
         "DATABASE_URL": f"{PG_SERVER}/{database_name(code, service)}",
         "AUTH_SECRET": auth_secret(state),
         "PII_MASTER_KEY": pii_master_key(state),
+        "WEB_SERVER_ADDRESS": f"127.0.0.1:{http_port(code, service)}",
         "PYTHONPATH": str(ROOT),
-        "PYTHONWARNINGS": "ignore::DeprecationWarning",  # eventlet's notice, in every log
+        # eventlet's notice, in every log (it warns from the module that imports it)
+        "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::Warning:nameko.cli.commands",
     }
 
 
@@ -172,10 +183,15 @@ def start(state, environments):
 
 def print_usage(code, state, environments):
     env = environments["proposals"]
+    health = "".join(
+        f"\n    {service:<10} http://{e['WEB_SERVER_ADDRESS']}/health  /ready  /metrics"
+        for service, e in environments.items()
+    )
     print(f"""
 rembug node for Kelurahan {wilayah.name_of(code)} ({code}) is running.
   broker:  {env["AMQP_URI"]}
-  logs:    {state}/*.log
+  logs:    {state}/*.log (JSON lines)
+  health, readiness, metrics:{health}
 
 Call it (another terminal):
   .venv/bin/python -m deploy.local.token --kelurahan {code} --role operator   # prints a token

@@ -149,3 +149,20 @@ def test_services_stop_when_the_supervisor_is_killed(local_node):
         time.sleep(0.2)
     alive = [pid for pid in children if Path(f"/proc/{pid}").exists()]
     assert not alive, f"children outlived their supervisor: {alive}"
+
+
+def test_each_service_is_ready_on_its_own_printed_port(local_node):
+    urls = {}
+    for service in node.SERVICES:
+        port = node.http_port(CODE, service)
+        assert port not in urls.values()
+        urls[service] = f"http://127.0.0.1:{port}"
+        ready = requests.get(f"{urls[service]}/ready", timeout=10)
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["service"] == service
+        scrape = requests.get(f"{urls[service]}/metrics", timeout=10).text
+        assert f'rembug_events_stored_total{{service="{service}",kelurahan="{CODE}"}}' in scrape
+    local_node.send_signal(signal.SIGINT)
+    printed, _ = local_node.communicate(timeout=30)
+    for url in urls.values():
+        assert f"{url}/health" in printed, printed
