@@ -35,6 +35,8 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import amqp
 import psycopg
@@ -69,9 +71,13 @@ def event_exchange(service):
     return Exchange(f"{service}.events", type="topic", durable=True, auto_delete=False)
 
 
-def to_message(event):
-    """The AMQP message of one stored event: its CloudEvent as JSON, persistent."""
+def to_message(event, user_id=None):
+    """The AMQP message of one stored event: its CloudEvent as JSON, persistent.
+
+    ``user_id`` names the publishing broker user, which RabbitMQ checks against
+    the connection's (replication: a kelurahan cannot publish as another)."""
     body = json.dumps(event.to_cloudevent(), separators=(",", ":")).encode()
+    properties = {"user_id": user_id} if user_id else {}
     return amqp.Message(
         body,
         content_type=CONTENT_TYPE,
@@ -83,7 +89,26 @@ def to_message(event):
             "ce-source": event.source,
             "ce-sequence": event.sequence,
         },
+        **properties,
     )
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a relay publishes: ``exchange``, a routing key per event, and the
+    ``target`` name its position is kept under. ``user_id`` (optional) is stamped
+    on every message for the broker to validate; ``name`` names the connection."""
+
+    exchange: Exchange
+    target: str
+    routing_key: Callable = lambda event: event.type
+    user_id: str | None = None
+    name: str = "rembug-relay"  # the broker connection's name, as the management API lists it
+
+
+def local_route(service):
+    """The node's own ``<service>.events`` exchange, routing key = event type."""
+    return Route(event_exchange(service), f"{service}.events", name=f"rembug-relay {service}")
 
 
 class _Confirms:
@@ -119,13 +144,14 @@ class _Confirms:
 class _Broker:
     """One AMQP connection with one confirm-mode channel, publishing to one exchange."""
 
-    def __init__(self, amqp_uri, service):
-        self.exchange = event_exchange(service)
+    def __init__(self, amqp_uri, route, name):
+        self.route = route
+        self.exchange = route.exchange
         self.conn = Connection(
             amqp_uri,
             heartbeat=HEARTBEAT,
             connect_timeout=10,
-            transport_options={"client_properties": {"connection_name": f"rembug-relay {service}"}},
+            transport_options={"client_properties": {"connection_name": name}},
         )
         self.conn.connect()
         self.channel = self.conn.channel()
@@ -138,8 +164,9 @@ class _Broker:
         # expect the tags first: py-amqp reads acks while it publishes
         last_tag = self.confirms.expect(len(events))
         publish, name = self.channel.basic_publish, self.exchange.name
+        routing_key, user_id = self.route.routing_key, self.route.user_id
         for event in events:
-            publish(to_message(event), exchange=name, routing_key=event.type)
+            publish(to_message(event, user_id), exchange=name, routing_key=routing_key(event))
         return last_tag
 
     def await_confirms(self, timeout):
@@ -169,7 +196,8 @@ class _Broker:
 
 
 class Relay:
-    """Publishes the committed events of ``service``'s store to ``<service>.events``."""
+    """Publishes the committed events of ``service``'s store to ``<service>.events``,
+    or along another :class:`Route` (replication to the city)."""
 
     def __init__(
         self,
@@ -181,11 +209,13 @@ class Relay:
         *,
         poll_interval=POLL_INTERVAL,
         confirm_timeout=CONFIRM_TIMEOUT,
+        route=None,
     ):
         self.database_url = database_url
         self.amqp_uri = amqp_uri
         self.service = service
-        self.target = f"{service}.events"
+        self.route = route or local_route(service)
+        self.target = self.route.target
         self.batch_size = batch_size
         self.poll_interval = poll_interval
         self.confirm_timeout = confirm_timeout
@@ -255,7 +285,7 @@ class Relay:
 
     def _connected_broker(self):
         if self._broker is None:
-            self._broker = _Broker(self.amqp_uri, self.service)
+            self._broker = _Broker(self.amqp_uri, self.route, self.route.name)
             log.info("connected to the broker, publishing to %s", self.target)
         return self._broker
 
