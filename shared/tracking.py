@@ -15,6 +15,9 @@ DESIGN guarantee 5, proven against a real PostgreSQL in
 - Events are applied strictly in source-sequence order: an event at or below
   the position is a duplicate and is skipped; one beyond ``position + 1`` is a
   gap and is not applied (the caller catches up from the source's log first).
+- :meth:`Tracker.handle_batch` applies consecutive events of one source in one
+  transaction, with the same checks per event and one position update: all of
+  their effects and the new position commit together, or none do.
 - An event the consumer gives up on is parked (``parked_events``, with the
   reason) and the position moves past it in the same transaction.
 
@@ -52,6 +55,41 @@ class Tracker:
                 self._advance(conn, event)
                 outcome = APPLIED
             return outcome
+
+    def handle_batch(self, events, effect):
+        """Apply each of ``events`` (one source, in sequence order) that is next, in ONE transaction.
+
+        Returns one outcome per event, as :meth:`handle` would: duplicates are
+        skipped; at the first gap that event and every later one are
+        :data:`GAP` and untouched. The effects of the applied ones and the new
+        position commit together; an exception from ``effect`` rolls back the
+        whole batch and leaves the position as it was.
+        """
+        if not events:
+            return []
+        for event in events:
+            _require_sequence(event)
+        source = events[0].source
+        if any(event.source != source for event in events):
+            raise ValueError("a batch holds events of one source only")
+        outcomes = []
+        with self.db.transaction() as conn:
+            position = start = self._lock_position(conn, source)
+            for event in events:
+                if outcomes and outcomes[-1] == GAP or event.sequence > position + 1:
+                    outcomes.append(GAP)
+                elif event.sequence <= position:
+                    outcomes.append(DUPLICATE)
+                else:
+                    effect(conn, event)
+                    position = event.sequence
+                    outcomes.append(APPLIED)
+            if position != start:
+                conn.execute(
+                    "UPDATE consumer_positions SET position = %s WHERE consumer = %s AND source = %s",
+                    [position, self.consumer, source],
+                )
+        return outcomes
 
     def park(self, event, reason, attempts, before_commit=None):
         """Give up on ``event``: record it in ``parked_events`` and move the position past it.

@@ -32,6 +32,7 @@ from shared.subscriber import subscribe
 
 SERVICE = "notify"
 MIGRATIONS = Path(__file__).with_name("migrations")
+BATCH = 100  # events applied per tracking transaction when they queue up
 GATEWAYS = ("system", "admin")  # who may pass on provider reports and inbound SMS
 
 
@@ -51,15 +52,15 @@ class NotifyService(EventSourcedService):
 
     # -- subscriptions -----------------------------------------------------------------
 
-    @subscribe("proposals", event_types=FOLLOWED["proposals"])
+    @subscribe("proposals", event_types=FOLLOWED["proposals"], batch_size=BATCH)
     def on_proposals(self, event, conn):
         self._notify(event, conn)
 
-    @subscribe("citizens", event_types=FOLLOWED["citizens"])
+    @subscribe("citizens", event_types=FOLLOWED["citizens"], batch_size=BATCH)
     def on_citizens(self, event, conn):
         self._notify(event, conn)
 
-    @subscribe("budget", event_types=FOLLOWED["budget"])
+    @subscribe("budget", event_types=FOLLOWED["budget"], batch_size=BATCH)
     def on_budget(self, event, conn):
         self._notify(event, conn)
 
