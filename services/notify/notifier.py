@@ -34,22 +34,19 @@ def on_event(conn, event, kelurahan, channels, now):
 def send_notice(conn, cause, event_type, notice, kelurahan, channels, now):
     """Create the notifications of one notice for every person it reaches."""
     template = template_for(notice.template)
-    created = unreachable = 0
+    rows, unreachable = [], 0
+    in_app = template.render("in_app", notice.params)
     for contact in views.recipients(conn, kelurahan, notice.audiences):
         channel = choose_channel(contact, channels)
         if channel is None:
             unreachable += 1
             continue
-        rendering = {
-            "message": template.render(channel, notice.params),
-            "in_app": template.render("in_app", notice.params),
-        }
-        created += outbox.create(
-            conn, cause, event_type, template, contact, channel, rendering, now
-        )
+        message = in_app if channel == "in_app" else template.render(channel, notice.params)
+        rendering = {"message": message, "in_app": in_app}
+        rows.append(outbox.row(cause, event_type, template, contact, channel, rendering, now))
     if unreachable:
         log.info("%s: %d recipients opted out of every channel", event_type, unreachable)
-    return created
+    return outbox.create(conn, rows)
 
 
 def notice_breaches(db, kelurahan, channels, now):

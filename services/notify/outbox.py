@@ -37,12 +37,18 @@ def _step(state, at, **extra):
     return Jsonb([{"state": state, "at": at.isoformat(), **extra}])
 
 
-def create(conn, cause, event_type, template, contact, channel, rendering, now):
-    """Insert one notification (if its cause has not notified this person yet).
+INSERT_COLUMNS = (
+    "id, cause, user_id, event_type, template, template_version, channel, state, created_at,"
+    " next_attempt_at, held_until, sms_segments, address, content, history"
+)
+
+
+def row(cause, event_type, template, contact, channel, rendering, now):
+    """The values of one new notification (see :func:`create`).
 
     ``rendering`` is ``{"message": <for the channel>, "in_app": <for the inbox>}``.
     An in-app notification is delivered at once; an SMS outside the window is
-    held until 08:00 WIB. Returns True if it was new.
+    held until 08:00 WIB.
     """
     in_app = channel == "in_app"
     state = "delivered" if in_app else "created"
@@ -51,30 +57,36 @@ def create(conn, cause, event_type, template, contact, channel, rendering, now):
         opens = sms_window_opens(now)
         held = opens if opens > now else None
     segments = rendering["message"].get("segments") if channel == "sms" else None
-    row = conn.execute(
-        "INSERT INTO notifications (id, cause, user_id, event_type, template, template_version,"
-        " channel, state, created_at, next_attempt_at, held_until, sms_segments, address,"
-        " content, history) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (cause, user_id) DO NOTHING RETURNING 1",
-        [
-            uuid.uuid4(),
-            cause,
-            contact["user_id"],
-            event_type,
-            template.key,
-            template.version,
-            channel,
-            state,
-            now,
-            held or now,
-            held,
-            segments,
-            address_for(contact, channel),
-            Jsonb(rendering),
-            _step(state, now, **({"held_until": held.isoformat()} if held else {})),
-        ],
-    ).fetchone()
-    return row is not None
+    return [
+        uuid.uuid4(),
+        cause,
+        contact["user_id"],
+        event_type,
+        template.key,
+        template.version,
+        channel,
+        state,
+        now,
+        held or now,
+        held,
+        segments,
+        address_for(contact, channel),
+        Jsonb(rendering),
+        _step(state, now, **({"held_until": held.isoformat()} if held else {})),
+    ]
+
+
+def create(conn, rows):
+    """Insert notifications (:func:`row`) in one statement; a (cause, person) already
+    notified is skipped. Returns how many were new."""
+    if not rows:
+        return 0
+    values = ", ".join(["(" + ", ".join(["%s"] * len(rows[0])) + ")"] * len(rows))
+    return conn.execute(
+        f"INSERT INTO notifications ({INSERT_COLUMNS}) VALUES {values}"
+        " ON CONFLICT (cause, user_id) DO NOTHING",
+        [value for r in rows for value in r],
+    ).rowcount
 
 
 REROUTE_OPTED_OUT = """

@@ -87,21 +87,28 @@ def public_view(row):
     }
 
 
+RECIPIENTS = """
+SELECT c.* FROM contacts c
+WHERE c.user_id = ANY(%(users)s)
+   OR (c.kelurahan = %(kelurahan)s AND EXISTS (
+        SELECT 1 FROM unnest(%(roles)s::text[], %(rws)s::integer[]) AS a(role, rw)
+        WHERE a.role = c.role AND (a.rw IS NULL OR a.rw = c.rw)))
+ORDER BY c.user_id
+"""
+
+
 def recipients(conn, kelurahan, audiences):
-    """The contacts rows the audiences name, each person once, in a stable order."""
+    """The contacts rows the audiences name, each person once, in a stable order (one query)."""
     users = sorted({a.user for a in audiences if a.user})
-    found = {}
-    if users:
-        for row in conn.execute("SELECT * FROM contacts WHERE user_id = ANY(%s)", [users]):
-            found[row["user_id"]] = row
-    for audience in audiences:
-        if audience.role is None:
-            continue
-        rows = conn.execute(
-            "SELECT * FROM contacts WHERE kelurahan = %s AND role = %s"
-            " AND (%s::integer IS NULL OR rw = %s)",
-            [kelurahan, audience.role, audience.rw, audience.rw],
-        )
-        for row in rows:
-            found.setdefault(row["user_id"], row)
-    return [found[k] for k in sorted(found)]
+    roles = [a for a in audiences if a.role is not None]
+    if not users and not roles:
+        return []
+    return conn.execute(
+        RECIPIENTS,
+        {
+            "users": users,
+            "kelurahan": kelurahan,
+            "roles": [a.role for a in roles],
+            "rws": [a.rw for a in roles],
+        },
+    ).fetchall()
