@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup servers lint test bench run stop clean asyncapi
+.PHONY: setup servers lint test bench run stop clean asyncapi measure-memory env-files
 
 setup: $(STAMP)
 
@@ -31,6 +31,14 @@ asyncapi: setup
 
 run: setup servers
 	$(BIN)/python -m deploy.local.node
+
+# the resident memory of a whole kelurahan node started as deployed (deploy/measure_memory.py)
+measure-memory: setup servers
+	$(BIN)/python -m deploy.measure_memory
+
+# regenerate deploy/env/*.env from shared/data/bekasi_wilayah.csv
+env-files: setup
+	$(BIN)/python -m deploy.env.make_env
 
 clean:
 	rm -rf $(VENV) run

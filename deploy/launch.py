@@ -2,6 +2,7 @@
 
     python -m deploy.launch proposals                 # the service (nameko run)
     python -m deploy.launch proposals-relay           # its relay
+    python -m deploy.launch proposals-replication     # its replication with the city
     python -m deploy.launch databases                 # create the node's databases if missing
     python -m deploy.launch --env-dir /etc/rembug 32.75.05.1002:budget   # systemd's %i
 
@@ -19,7 +20,7 @@ derives what differs per service from one node-wide environment file:
   8003 budget, 8004 notify (``HTTP_PORT_<SERVICE>`` to change one);
 - ``REMBUG_SERVICE``, so every log line names the service.
 
-Relays log JSON lines through ``deploy/nameko.yaml``'s logging config too.
+Relays and replication log JSON lines through ``deploy/nameko.yaml``'s logging config too.
 """
 
 import argparse
@@ -147,6 +148,19 @@ def run_relay(env, service):
     relay.main([service])
 
 
+def run_replication(env, service):
+    """The service's replication with the city (``python -m shared.replication <service>``)."""
+    os.environ.clear()
+    os.environ.update(env)
+    configure_logging()
+    from shared import replication
+
+    replication.main([service])
+
+
+RUNNERS = {"": run_service, "-relay": run_relay, "-replication": run_replication}
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-file", help="read this environment file first")
@@ -162,11 +176,14 @@ def main(argv=None):
     if target == "databases":
         create_databases(env)
         return
-    service, relay = target.removesuffix("-relay"), target.endswith("-relay")
-    if service not in SERVICES:
-        parser.error(f"unknown target {target!r}: one of {', '.join(SERVICES)}, -relay, databases")
-    env = service_environment(env, service)
-    (run_relay if relay else run_service)(env, service)
+    service, _, kind = target.partition("-")
+    runner = RUNNERS.get(f"-{kind}" if kind else "")
+    if service not in SERVICES or runner is None:
+        parser.error(
+            f"unknown target {target!r}: <service>, <service>-relay, <service>-replication "
+            f"or databases, the services being {', '.join(SERVICES)}"
+        )
+    runner(service_environment(env, service), service)
 
 
 if __name__ == "__main__":

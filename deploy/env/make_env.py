@@ -51,6 +51,8 @@ NODE_ROLE=kelurahan
 # citizens: 32 random bytes in base64, wrapping every resident's data key
 #   python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())'
 PII_MASTER_KEY={PLACEHOLDER}
+# notify: SMS, WhatsApp and email providers as JSON (docs/notify.md); unset, in-app only
+# NOTIFY_PROVIDERS=[...]
 # the link to the city: this kelurahan's own user at the city broker (TLS)
 CITY_AMQP_URI=amqps://kelurahan-{{code}}:{PLACEHOLDER}@{CITY_HOST}:5671/rembug-city
 """

@@ -157,12 +157,12 @@ def test_metrics_match_the_store_the_relay_and_replication(service, rabbit_confi
     assert value(samples, "rembug_relay_lag_events", **target) == 1
 
     with psycopg.connect(database_url, autocommit=True) as conn:  # as the city node keeps it
-        conn.execute(
-            "CREATE TABLE replication_positions (source text PRIMARY KEY, position bigint, "
-            "source_head bigint, received_at timestamptz)"
+        conn.execute(  # the replication migration may have made it already
+            "CREATE TABLE IF NOT EXISTS replication_positions (source text PRIMARY KEY, "
+            "position bigint, source_head bigint, received_at timestamptz)"
         )
         conn.execute(
-            "INSERT INTO replication_positions VALUES "
+            "INSERT INTO replication_positions (source, position, source_head, received_at) VALUES "
             "('/kelurahan/32.75.05.1002/proposals', 90, 100, now() - interval '42 seconds'), "
             "('/kelurahan/32.75.08.1003/proposals', 7, 7, now())"
         )
