@@ -50,7 +50,10 @@ Guarantees (``tests/platform/test_subscriber.py``):
    together. Anything unusual in a batch (a handler failure, a lost
    connection, a gap, events of several sources) sends its events down the
    one-at-a-time path above, with its retries, parking and catch-up; so every
-   guarantee holds as without batches.
+   guarantee holds as without batches. With ``many=True`` the handler is
+   called as ``handler(events, conn)`` with the list of followed events of
+   the batch, in order (one worker per batch; a list of one on the
+   one-at-a-time path), so it can do set-based work.
 
 Design: the transaction wraps the worker. Each subscription runs one managed
 thread, the *pump*. Live messages reach it through nameko's shared
@@ -135,6 +138,7 @@ class Subscription(Entrypoint):
         store="repo",
         max_attempts=3,
         batch_size=1,
+        many=False,
         **kwargs,
     ):
         if isinstance(event_types, str):
@@ -144,6 +148,9 @@ class Subscription(Entrypoint):
         self.store_attr = store
         self.max_attempts = max(1, int(max_attempts))
         self.batch_size = max(1, int(batch_size))
+        self.many = bool(many)
+        if self.many:
+            kwargs.setdefault("sensitive_arguments", ("events",))
         kwargs.setdefault("sensitive_arguments", ("event",))
         super().__init__(**kwargs)
 
@@ -268,7 +275,7 @@ class Subscription(Entrypoint):
             return [None] * len(events)
         self._check_stopping()
         try:
-            outcomes = self.tracker.handle_batch(events, self._effect)
+            outcomes = self.tracker.handle_batch(events, self._effect, together=self.many)
         except ContainerBeingKilled:
             raise
         except Exception as exc:
@@ -282,7 +289,11 @@ class Subscription(Entrypoint):
         return [None if outcome == GAP else outcome for outcome in outcomes]
 
     def _effect(self, conn, event):
-        """The effect of one event: the service method, or none for a type not followed."""
+        """The effect of one event (a list of them with ``many``): the service method, or
+        none for a type not followed."""
+        if self.many:
+            followed = [e for e in event if self._follows(e.type)]
+            return self._run_worker(conn, followed) if followed else None
         return (self._run_worker if self._follows(event.type) else _skip)(conn, event)
 
     def _consume(self, body, message):
@@ -357,7 +368,9 @@ class Subscription(Entrypoint):
         An event of a type this subscription does not follow (replay brings
         them all) only moves the position.
         """
-        effect = self._run_worker if self._follows(event.type) else _skip
+        effect = _skip
+        if self._follows(event.type):
+            effect = self._run_many if self.many else self._run_worker
         failures = 0
         transient = 0
         while True:
@@ -410,9 +423,14 @@ class Subscription(Entrypoint):
                 )
             return outcome
 
+    def _run_many(self, conn, event):
+        """The one-at-a-time path of a ``many`` handler: a list of one event."""
+        self._run_worker(conn, [event])
+
     def _run_worker(self, conn, event):
         """Run the service method in a nameko worker, inside the tracking transaction."""
         done = eventlet.event.Event()
+        first = event[0] if isinstance(event, list) else event
 
         def handle_result(worker_ctx, result, exc_info):
             done.send(exc_info)
@@ -422,7 +440,7 @@ class Subscription(Entrypoint):
             self,
             (event, conn),
             {},
-            context_data={"call_id_stack": [event.correlation_id or event.id]},
+            context_data={"call_id_stack": [first.correlation_id or first.id]},
             handle_result=handle_result,
         )
         exc_info = done.wait()

@@ -56,12 +56,14 @@ class Tracker:
                 outcome = APPLIED
             return outcome
 
-    def handle_batch(self, events, effect):
+    def handle_batch(self, events, effect, together=False):
         """Apply each of ``events`` (one source, in sequence order) that is next, in ONE transaction.
 
         Returns one outcome per event, as :meth:`handle` would: duplicates are
         skipped; at the first gap that event and every later one are
-        :data:`GAP` and untouched. The effects of the applied ones and the new
+        :data:`GAP` and untouched. ``effect(conn, event)`` runs for each event
+        applied, in order; with ``together``, ``effect(conn, events)`` runs once
+        with all of them (if any). The effects of the applied ones and the new
         position commit together; an exception from ``effect`` rolls back the
         whole batch and leaves the position as it was.
         """
@@ -72,7 +74,7 @@ class Tracker:
         source = events[0].source
         if any(event.source != source for event in events):
             raise ValueError("a batch holds events of one source only")
-        outcomes = []
+        outcomes, applied = [], []
         with self.db.transaction() as conn:
             position = start = self._lock_position(conn, source)
             for event in events:
@@ -81,9 +83,13 @@ class Tracker:
                 elif event.sequence <= position:
                     outcomes.append(DUPLICATE)
                 else:
-                    effect(conn, event)
+                    if not together:
+                        effect(conn, event)
+                    applied.append(event)
                     position = event.sequence
                     outcomes.append(APPLIED)
+            if together and applied:
+                effect(conn, applied)
             if position != start:
                 conn.execute(
                     "UPDATE consumer_positions SET position = %s WHERE consumer = %s AND source = %s",

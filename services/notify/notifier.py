@@ -1,6 +1,6 @@
 """From an event to notifications: remember, decide who hears, choose a channel, render.
 
-:func:`on_event` runs inside the subscription's tracking transaction (on its
+:func:`on_events` runs inside the subscription's tracking transaction (on its
 ``conn``): everything it writes commits with the consumer's new position, so
 an event takes effect exactly once however often it arrives. Each person is
 notified once per cause (see :mod:`services.notify.outbox`), on the first
@@ -21,22 +21,36 @@ def cause_of(event):
     return f"{event.source}#{event.id}"
 
 
-def on_event(conn, event, kelurahan, channels, now):
-    """Fold ``event`` into memory and create its notifications; returns how many are new."""
-    memory.remember(conn, event)
-    notices = rules.notices(event, memory.Memory(conn))
-    return sum(
-        send_notice(conn, cause_of(event), event.type, notice, kelurahan, channels, now)
-        for notice in notices
-    )
+def on_events(conn, events, kelurahan, channels, now):
+    """Fold ``events`` (in order) into memory and create their notifications in one
+    statement; returns how many are new. Recipients are looked up once per set of
+    audiences."""
+    found, rows = {}, []
+    for event in events:
+        memory.remember(conn, event)
+        for notice in rules.notices(event, memory.Memory(conn)):
+            if notice.audiences not in found:
+                found[notice.audiences] = views.recipients(conn, kelurahan, notice.audiences)
+            rows += notification_rows(
+                cause_of(event), event.type, notice, found[notice.audiences], channels, now
+            )
+    return outbox.create(conn, rows)
 
 
 def send_notice(conn, cause, event_type, notice, kelurahan, channels, now):
     """Create the notifications of one notice for every person it reaches."""
+    contacts = views.recipients(conn, kelurahan, notice.audiences)
+    return outbox.create(
+        conn, notification_rows(cause, event_type, notice, contacts, channels, now)
+    )
+
+
+def notification_rows(cause, event_type, notice, contacts, channels, now):
+    """The notifications of one notice: one per contact reachable on some channel."""
     template = template_for(notice.template)
     rows, unreachable = [], 0
     in_app = template.render("in_app", notice.params)
-    for contact in views.recipients(conn, kelurahan, notice.audiences):
+    for contact in contacts:
         channel = choose_channel(contact, channels)
         if channel is None:
             unreachable += 1
@@ -46,7 +60,7 @@ def send_notice(conn, cause, event_type, notice, kelurahan, channels, now):
         rows.append(outbox.row(cause, event_type, template, contact, channel, rendering, now))
     if unreachable:
         log.info("%s: %d recipients opted out of every channel", event_type, unreachable)
-    return outbox.create(conn, rows)
+    return rows
 
 
 def notice_breaches(db, kelurahan, channels, now):

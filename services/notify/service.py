@@ -52,22 +52,22 @@ class NotifyService(EventSourcedService):
 
     # -- subscriptions -----------------------------------------------------------------
 
-    @subscribe("proposals", event_types=FOLLOWED["proposals"], batch_size=BATCH)
-    def on_proposals(self, event, conn):
-        self._notify(event, conn)
+    @subscribe("proposals", event_types=FOLLOWED["proposals"], batch_size=BATCH, many=True)
+    def on_proposals(self, events, conn):
+        self._notify(events, conn)
 
-    @subscribe("citizens", event_types=FOLLOWED["citizens"], batch_size=BATCH)
-    def on_citizens(self, event, conn):
-        self._notify(event, conn)
+    @subscribe("citizens", event_types=FOLLOWED["citizens"], batch_size=BATCH, many=True)
+    def on_citizens(self, events, conn):
+        self._notify(events, conn)
 
-    @subscribe("budget", event_types=FOLLOWED["budget"], batch_size=BATCH)
-    def on_budget(self, event, conn):
-        self._notify(event, conn)
+    @subscribe("budget", event_types=FOLLOWED["budget"], batch_size=BATCH, many=True)
+    def on_budget(self, events, conn):
+        self._notify(events, conn)
 
-    def _notify(self, event, conn):
+    def _notify(self, events, conn):
         dispatch = self.dispatch
         now = dispatch.clock.now()
-        if notifier.on_event(conn, event, dispatch.kelurahan, dispatch.channels, now):
+        if notifier.on_events(conn, events, dispatch.kelurahan, dispatch.channels, now):
             dispatch.wake()
 
     # -- the contact registry ----------------------------------------------------------

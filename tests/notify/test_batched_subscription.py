@@ -1,12 +1,14 @@
 """``@subscribe(..., batch_size=N)`` (the platform option notify uses) keeps every guarantee.
 
 The talker and listener of ``tests/platform/test_subscriber.py``, with the
-listener applying up to 50 waiting events per tracking transaction: events that
+listener applying up to 50 waiting events per tracking transaction (each in a
+worker of its own, or with ``many=True`` all in one call): events that
 queued up while it was down, a replay, duplicates, a handler that refuses one
 event and a connection lost mid-batch all end as with one event per transaction:
 each applied once, in order, the refused one parked.
 """
 
+import psycopg
 import pytest
 from nameko.testing.utils import get_extension
 
@@ -41,8 +43,28 @@ def batched_listener(migrations, crashed):
     return Listener
 
 
-@pytest.fixture
+def many_listener(migrations, crashed):
+    class Listener:
+        name = "listener"
+        repo = EventStoreProvider("listener", migrations, {})
+
+        @subscribe("talker", event_types=(THING,), max_attempts=3, batch_size=50, many=True)
+        def on_event(self, events, conn):
+            if any(event.data.get("fail") for event in events):
+                raise ValueError("this handler refuses the event")
+            for event in events:
+                conn.execute(
+                    "INSERT INTO heard (sequence, n) VALUES (%s, %s)",
+                    [event.sequence, event.data["n"]],
+                )
+            conn.execute("INSERT INTO calls (size) VALUES (%s)", [len(events)])
+
+    return Listener
+
+
+@pytest.fixture(params=["per_event", "many"])
 def batched(
+    request,
     service_env,
     database_url,
     listener_database_url,  # noqa: F811
@@ -59,16 +81,20 @@ def batched(
     listener_migrations.mkdir()
     (listener_migrations / "001_heard.sql").write_text(
         "CREATE TABLE heard (id bigserial PRIMARY KEY, sequence bigint NOT NULL, n integer);"
+        "CREATE TABLE calls (size integer NOT NULL);"
     )
-    return Node(
+    listener = batched_listener if request.param == "per_event" else many_listener
+    node = Node(
         {"AMQP_URI": rabbit_config["AMQP_URI"]},
         container_factory,
         monkeypatch,
         database_url,
         listener_database_url,
         talker_service(talker_migrations),
-        batched_listener(listener_migrations, crashed=[]),
+        listener(listener_migrations, crashed=[]),
     )
+    node.mode = request.param
+    return node
 
 
 def test_queued_events_apply_in_batches_once_in_order_with_the_refused_one_parked(batched):
@@ -100,10 +126,16 @@ def test_a_replay_is_applied_in_batches(batched, monkeypatch):
     assert wait_until(lambda: node.position() == 150, timeout=20)
     assert node.heard() == list(range(1, 151))
     assert get_extension(node.listener, Subscription).batch_size == 50
+    if node.mode == "many":  # one worker per batch: fewer calls than events
+        with psycopg.connect(node.listener_url) as conn:
+            sizes = [r[0] for r in conn.execute("SELECT size FROM calls")]
+        assert sum(sizes) == 150 and max(sizes) > 1
 
 
 def test_a_connection_lost_mid_batch_leaves_nothing_half_done(batched):
     node = batched
+    if node.mode == "many":
+        pytest.skip("the crash is in the per-event listener")
     node.start_listener()
     node.listener.stop()
     datas = [{"n": n} for n in range(1, 41)]
