@@ -25,6 +25,7 @@ from datetime import timedelta
 
 import eventlet
 import eventlet.queue
+import eventlet.semaphore
 from nameko.extensions import DependencyProvider
 
 from services.notify import notifier, outbox, providers
@@ -36,6 +37,7 @@ from shared.subscriber import TRANSIENT
 log = logging.getLogger(__name__)
 
 HOUSEKEEPING_SECONDS = 1.0
+BATCHES_IN_FLIGHT = 4
 ERROR_PAUSE = 1.0
 STOP_GRACE = 10
 
@@ -81,6 +83,7 @@ class Dispatcher(DependencyProvider):
     def start(self):
         self._store = next(d for d in self.container.dependencies if d.attr_name == self.store_attr)
         self._pool = eventlet.GreenPool(self.settings.concurrency)
+        self._in_flight = eventlet.semaphore.Semaphore(BATCHES_IN_FLIGHT)
         self._thread = self.container.spawn_managed_thread(self._run, identifier="dispatcher")
 
     def stop(self):
@@ -129,32 +132,57 @@ class Dispatcher(DependencyProvider):
                     pass
 
     def run_once(self):
-        """One round: housekeeping when due, then one batch. Returns how many were sent."""
+        """One round: housekeeping when due, then claim one batch and hand it to a sender.
+
+        Up to ``BATCHES_IN_FLIGHT`` batches are sent at once (sharing the pool of
+        ``NOTIFY_CONCURRENCY`` sends), so the next batch is claimed while the
+        last messages of the previous one are still on the wire. Returns how
+        many were claimed.
+        """
         db = self._store.db
         now = self.clock.now()
         if time.monotonic() - self._housekept >= HOUSEKEEPING_SECONDS:
             self.housekeeping(now)
-        batch = outbox.claim(
-            db,
-            now,
-            now + timedelta(seconds=self.settings.lease_seconds),
-            sms_allowed(now),
-            self.settings.channels - {"in_app"},
-            self.settings.concurrency * 4,
-        )
+        self._in_flight.acquire()
+        try:
+            batch = outbox.claim(
+                db,
+                now,
+                now + timedelta(seconds=self.settings.lease_seconds),
+                sms_allowed(now),
+                self.settings.channels - {"in_app"},
+                self.settings.concurrency * 8,
+            )
+        except BaseException:
+            self._in_flight.release()
+            raise
         if not batch:
+            self._in_flight.release()
             return 0
-        outcomes = list(self._pool.imap(lambda row: self._send(row, now), batch))
-        outbox.record(db, outcomes, self.clock.now())
+        self.container.spawn_managed_thread(lambda: self._send_batch(batch, now))
+        return len(batch)
+
+    def _send_batch(self, batch, now):
+        """Send a claimed batch and record every outcome in one transaction."""
+        try:
+            outcomes = list(self._pool.imap(lambda row: self._send(row, now), batch))
+            outbox.record(self._store.db, outcomes, self.clock.now())
+        except Exception as exc:  # the lease brings them back
+            log.error("dispatcher: recording a batch failed (%s)", type(exc).__name__)
+            return
+        finally:
+            self._in_flight.release()
         counts = {}
         for outcome in outcomes:
             counts[outcome[1]] = counts.get(outcome[1], 0) + 1
-        log.info("dispatcher: %d claimed: %s", len(batch), counts)
-        return len(batch)
+        log.info("dispatcher: %d sent or tried: %s", len(batch), counts)
 
     def housekeeping(self, now):
         self._housekept = time.monotonic()
         db = self._store.db
+        rerouted = outbox.reroute_opted_out(db, now)
+        if rerouted:
+            log.info("dispatcher: %d notifications moved to in-app after an opt-out", rerouted)
         breaches = notifier.notice_breaches(db, self.kelurahan, self.settings.channels, now)
         if breaches:
             log.info("dispatcher: %d notifications of requests past their target", breaches)

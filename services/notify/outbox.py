@@ -14,7 +14,8 @@ Guarantees (``tests/notify``):
 3. SMS is claimed only inside 08:00-20:00 WIB by the injected clock; outside,
    it waits (``held_until`` shows until when).
 4. A notification for a channel its person has opted out of since it was
-   created is never sent there: it is moved to the in-app inbox instead.
+   created is never claimed for it; housekeeping moves it to the in-app
+   inbox instead.
 5. :func:`purge` removes the address and the content of every notification
    older than the retention period; what remains (who by pseudonymous id, which
    template, channel, states and times) holds no personal data.
@@ -94,7 +95,8 @@ UPDATE notifications n SET channel = 'in_app', state = 'delivered', address = NU
     last_error = 'opted_out', history = n.history || %(step)s
 FROM contacts c
 WHERE c.user_id = n.user_id AND n.channel = ANY(c.opted_out)
-  AND n.state IN ('created', 'temporary_failure') AND n.next_attempt_at <= %(now)s
+  AND (n.state IN ('created', 'temporary_failure')
+       OR (n.state = 'sending' AND n.lease_until <= %(now)s))
 """
 
 CLAIM = """
@@ -106,6 +108,8 @@ WHERE id IN (
            OR (state = 'sending' AND lease_until <= %(now)s))
       AND channel <> 'in_app' AND (channel <> 'sms' OR %(sms_ok)s) AND channel = ANY(%(channels)s)
       AND purged_at IS NULL
+      AND NOT EXISTS (SELECT 1 FROM contacts c
+                      WHERE c.user_id = notifications.user_id AND notifications.channel = ANY(c.opted_out))
     ORDER BY next_attempt_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
@@ -113,10 +117,17 @@ RETURNING id::text AS id, channel, address, content, attempts
 """
 
 
-def claim(db, now, lease_until, sms_ok, channels, limit):
-    """Claim up to ``limit`` due notifications for sending; committed before returning."""
+def reroute_opted_out(db, now):
+    """Move waiting notifications on a channel their person opted out of to the inbox."""
     with db.transaction() as conn:
-        conn.execute(REROUTE_OPTED_OUT, {"now": now, "step": _step("delivered", now, via="in_app")})
+        step = _step("delivered", now, via="in_app")
+        return conn.execute(REROUTE_OPTED_OUT, {"now": now, "step": step}).rowcount
+
+
+def claim(db, now, lease_until, sms_ok, channels, limit):
+    """Claim up to ``limit`` due notifications for sending (never one on a channel its
+    person opted out of); committed before returning."""
+    with db.transaction() as conn:
         return conn.execute(
             CLAIM,
             {

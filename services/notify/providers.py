@@ -69,7 +69,9 @@ class HttpProvider:
         self._headers = {"Content-Type": "application/json"}
         if options.get("token"):
             self._headers["Authorization"] = f"Bearer {options['token']}"
-        self._pool = urllib3.PoolManager(maxsize=pool_size, block=True, retries=False)
+        # one pool for the one host: no URL parsing or pool lookup per message
+        self._pool = urllib3.connection_from_url(self.url, maxsize=pool_size, block=True)
+        self._path = urllib3.util.parse_url(self.url).request_uri
 
     def body(self, outgoing):
         base = {"reference": outgoing.id, "channel": self.channel, "to": outgoing.address}
@@ -86,11 +88,12 @@ class HttpProvider:
     def send(self, outgoing):
         headers = {**self._headers, "Idempotency-Key": outgoing.id}
         try:
-            response = self._pool.request(
+            response = self._pool.urlopen(
                 "POST",
-                self.url,
+                self._path,
                 body=json.dumps(self.body(outgoing)).encode(),
                 headers=headers,
+                retries=False,
                 timeout=urllib3.Timeout(total=self.timeout),
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
@@ -106,7 +109,7 @@ class HttpProvider:
         raise PermanentFailure(f"{self.name}: HTTP {status}")
 
     def close(self):
-        self._pool.clear()
+        self._pool.close()
 
 
 class SmtpProvider:

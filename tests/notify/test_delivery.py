@@ -126,11 +126,16 @@ def test_berhenti_stops_sms_for_good_even_for_messages_already_waiting(node):
 
     node.set_clock("2026-03-03T09:00:00+07:00")
     expense(budget, 2)
-    wait_until(lambda: len(node.notifications()) == 2, what="the second notice")
+    wait_until(
+        lambda: (
+            [(r["channel"], r["state"]) for r in node.notifications()]
+            == [("in_app", "delivered")] * 2
+        ),
+        what="both in the inbox",
+    )
     time.sleep(0.6)
     assert node.sms.receipts() == [] and node.sms_backup.receipts() == []
     rows = node.notifications()
-    assert [(r["channel"], r["state"]) for r in rows] == [("in_app", "delivered")] * 2
     assert rows[0]["last_error"] == "opted_out"
     with node.rpc(f.lurah()) as notify:
         assert notify.inbox()["total"] == 2
