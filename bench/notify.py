@@ -3,12 +3,17 @@
 Subject: notify running in this process (nameko, eventlet) with one SMS
 provider, the fake provider of the tests (``tests/notify/fake_provider.py``, a
 real HTTP server in a process of its own). A stand-in ``budget`` service owns a
-log and answers ``replay``. Each round appends N ``expense.recorded`` events to
-its log in one transaction and publishes them to ``budget.events`` as the
-relay would; each notifies the one registered lurah by SMS. The round ends when
-the provider has accepted all N: notifications/s from the first publish to the
-last receipt (subscription, exactly-once tracking, recipients, rendering, the
-outbox, claiming, sending, recording).
+log and answers ``replay``; the platform's relay (``python -m shared.relay
+budget``, its own process as on a node) publishes it to ``budget.events``. Each
+round appends N ``expense.recorded`` events to that log in one transaction;
+each notifies the one registered lurah by SMS. The round ends when the provider
+has accepted all N: notifications/s from the append to the last receipt (relay,
+subscription, exactly-once tracking, recipients, rendering, the outbox,
+claiming, sending, recording).
+
+notify runs with ``max_workers`` 100 (``MAX_WORKERS=100``, the setting proposed
+for notify on a node): nameko's prefetch follows it, and so does the size of
+the batches a subscription applies per transaction.
 
 Baseline: N bare HTTP POSTs of the same kind of body to the same provider, with
 the same client (urllib3, one pool) and as many in flight at once as notify's
@@ -29,9 +34,7 @@ from pathlib import Path
 
 import eventlet
 import urllib3
-from kombu import Connection
 from nameko.runners import ServiceRunner
-from nameko.standalone.events import get_event_exchange
 from nameko.standalone.rpc import ServiceRpcProxy
 from psycopg.conninfo import conninfo_to_dict
 
@@ -152,7 +155,7 @@ def notify(quick):
                     ),
                 }
             )
-            config = {"AMQP_URI": amqp_uri, "max_workers": 20}
+            config = {"AMQP_URI": amqp_uri, "max_workers": 100}
             os.environ["DATABASE_URL"] = _url(source_url)
             source_runner = ServiceRunner(config)
             source_runner.add_service(Budget)
@@ -171,10 +174,6 @@ def notify(quick):
                 rpc.register_contact(
                     user_id="u-lurah", role="lurah", phone="081234500001", channels=["sms"]
                 )
-            amqp = Connection(amqp_uri)
-            exchange = get_event_exchange("budget", config)
-            exchange(amqp.default_channel).declare()
-            producer = amqp.Producer()
             counter, stages = [0], []
             db = Database(_url(notify_url), size=1)
 
@@ -184,33 +183,34 @@ def notify(quick):
                     conn.rollback()
                 return n
 
+            def expense(n):
+                return Event(
+                    "expense.recorded",
+                    f"expense-{n}",
+                    {
+                        "expense_id": f"e{n}",
+                        "line_id": "l1",
+                        "amount": 1000 + n,
+                        "description": f"Belanja nomor {n}",
+                        "status": "awaiting_approval",
+                    },
+                )
+
+            relay = subprocess.Popen(
+                [sys.executable, "-m", "shared.relay", "budget"],
+                cwd=ROOT,
+                env={**os.environ, "DATABASE_URL": _url(source_url)},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
             def run_notify():
                 start = received()
                 first = counter[0]
                 counter[0] += count
-                events = [
-                    Event(
-                        "expense.recorded",
-                        f"expense-{n}",
-                        {
-                            "expense_id": f"e{n}",
-                            "line_id": "l1",
-                            "amount": 1000 + n,
-                            "description": f"Belanja nomor {n}",
-                            "status": "awaiting_approval",
-                        },
-                    )
-                    for n in range(first, first + count)
-                ]
-                for stored in store.append_many([(e.stream, None, [e]) for e in events]).events:
-                    producer.publish(
-                        stored.to_cloudevent(),
-                        exchange=exchange,
-                        routing_key=stored.type,
-                        serializer="json",
-                        delivery_mode=2,
-                    )
                 began, created_at = time.perf_counter(), None
+                batch = [expense(n) for n in range(first, first + count)]
+                store.append_many([(e.stream, None, [e]) for e in batch])  # the relay publishes
                 while received() < start + count:
                     if created_at is None and notified() >= first + count:
                         created_at = time.perf_counter() - began
@@ -248,7 +248,8 @@ def notify(quick):
             notify_rate, bare_rate = alternate(rounds, run_notify, run_bare)
             runner.stop()
             source_runner.stop()
-            amqp.release()
+            relay.terminate()
+            relay.wait(10)
     finally:
         provider.kill()
         provider.wait()
