@@ -41,13 +41,18 @@ def cooperate_with_eventlet():
 def wait_on_hub(gen, fileno, interval=None, timeout=None):
     """A psycopg wait function: run ``gen``, parking on eventlet's hub whenever it would block.
 
-    ``interval`` and ``timeout`` (psycopg's Ctrl-C polling and wait limit) are
-    not needed under eventlet, where a green thread can be killed while parked.
+    ``timeout`` (seconds, None for none) raises psycopg's ``_WaitTimeout`` when
+    it expires first, as psycopg's own wait functions do (``notifies(timeout=)``
+    relies on it). ``interval`` (psycopg's Ctrl-C polling) is not needed under
+    eventlet, where a green thread can be killed while parked.
     """
     import greenlet
     from eventlet.hubs import get_hub
 
     hub, current = get_hub(), greenlet.getcurrent()
+    timer = None
+    if timeout is not None:
+        timer = hub.schedule_call_global(timeout, current.throw, psycopg.errors._WaitTimeout)
     try:
         state = next(gen)
         while True:
@@ -72,6 +77,9 @@ def wait_on_hub(gen, fileno, interval=None, timeout=None):
             state = gen.send(ready)
     except StopIteration as done:
         return done.value
+    finally:
+        if timer is not None:
+            timer.cancel()
 
 
 def connect(url, **kwargs):

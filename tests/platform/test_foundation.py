@@ -14,7 +14,7 @@ from nameko.standalone.rpc import ServiceRpcProxy
 from shared import auth, config
 from shared.actor import Actor
 from shared.auth import Auth
-from shared.db import Database, MigrationChanged, migrate
+from shared.db import Database, MigrationChanged, connect, migrate
 from shared.errors import ConfigError, Conflict, Forbidden, Unauthenticated, from_remote
 from shared.repository import EventStoreProvider
 from shared.rpc import rpc
@@ -141,7 +141,7 @@ def test_config_lists_every_problem_at_once():
 
 MIGRATE = """
 import sys
-from shared.db import Database, MigrationChanged, migrate
+from shared.db import Database, MigrationChanged, connect, migrate
 print(len(migrate(Database(sys.argv[1]))))
 """
 
@@ -183,3 +183,17 @@ def test_a_migration_edited_after_it_was_applied_stops_the_start(database_url, t
             migrate(db, folder)
     finally:
         db.close()
+
+
+def test_waiting_for_notifications_ends_at_its_timeout_under_eventlet(database_url):
+    """psycopg's wait limit holds on eventlet's hub (the relay polls with it)."""
+    conn = connect(database_url, autocommit=True)
+    try:
+        conn.execute("LISTEN nothing_will_come")
+        started = time.monotonic()
+        with eventlet.Timeout(5):
+            assert list(conn.notifies(timeout=0.3)) == []
+        assert 0.25 < time.monotonic() - started < 2
+        assert conn.execute("SELECT 1 AS one").fetchone()["one"] == 1  # still usable
+    finally:
+        conn.close()
