@@ -154,10 +154,22 @@ class _Broker:
             transport_options={"client_properties": {"connection_name": name}},
         )
         self.conn.connect()
-        self.channel = self.conn.channel()
-        self.exchange.bind(self.channel).declare()
+        self.channel = self._declared_channel()
         self.channel.confirm_select()
         self.confirms = _Confirms(self.channel)
+
+    def _declared_channel(self):
+        """A channel on which the exchange exists: checked passively first, which needs
+        no permission (a kelurahan may publish to the city's exchange, not declare it);
+        declared only where it is missing (a development broker)."""
+        channel = self.conn.channel()
+        try:
+            self.exchange.bind(channel).declare(passive=True)
+            return channel
+        except amqp.exceptions.NotFound:
+            channel = self.conn.channel()  # the broker closed the first one
+            self.exchange.bind(channel).declare()
+            return channel
 
     def publish(self, events):
         """Publish ``events`` in order; returns the delivery tag of the last one."""
@@ -224,6 +236,8 @@ class Relay:
         self._broker = None
         self._listener = None
         self._relayed = 0
+        self._rewind_lock = threading.Lock()
+        self._rewind_to = None
 
     # -- the position ---------------------------------------------------------------------------
 
@@ -235,6 +249,28 @@ class Relay:
             ).fetchone()
             conn.rollback()
         return row["position"] if row else 0
+
+    def rewind(self, position):
+        """Publish again every event after ``position`` (a consumer lost them; thread
+        safe). The stored position goes back before the next batch, and a batch in
+        flight meanwhile does not advance it."""
+        with self._rewind_lock:
+            if self._rewind_to is None or position < self._rewind_to:
+                self._rewind_to = position
+
+    def _apply_rewind(self):
+        """Lower the stored position to a requested rewind; True if there was one."""
+        with self._rewind_lock:
+            position, self._rewind_to = self._rewind_to, None
+        if position is None:
+            return False
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE relay_positions SET position = LEAST(position, %s) WHERE target = %s",
+                [position, self.target],
+            )
+        log.info("relay to %s rewound to sequence %d on request", self.target, position)
+        return True
 
     def _advance(self, sequence):
         with self.db.transaction() as conn:
@@ -265,11 +301,15 @@ class Relay:
     def _relay_pending(self, stop_event):
         broker = self._connected_broker()
         total = 0
+        self._apply_rewind()
         batch = self.store.read(self.position(), self.batch_size)
         while batch and not (stop_event and stop_event.is_set()):
             broker.publish(batch)
             upcoming = self.store.read(batch[-1].sequence, self.batch_size)
             broker.await_confirms(self.confirm_timeout)
+            if self._apply_rewind():
+                batch = self.store.read(self.position(), self.batch_size)
+                continue
             self._advance(batch[-1].sequence)
             total += len(batch)
             self._relayed += len(batch)

@@ -1,0 +1,505 @@
+"""Replication between the kelurahan nodes and the city node, over the city's broker.
+
+Every connection is opened from the kelurahan side. On the city broker's vhost
+(``CITY_AMQP_URI``; definitions in ``deploy/rabbitmq/``):
+
+- ``replication.up`` (topic): kelurahan -> city. Routing key
+  ``<kelurahan code>.<service>.<event type>``; each message carries
+  ``user_id`` = the kelurahan's broker user (``kelurahan-<code>``), which
+  RabbitMQ validates against the connection, and topic permissions let that
+  user write only under its own code.
+- ``replication.down`` (topic): city -> kelurahan. Routing key
+  ``<kelurahan code>.<service>.<kind>``; ``control.resend`` asks a kelurahan to
+  publish a service's log again after a sequence.
+- ``city.ingest.<service>`` queues (bound ``*.*.*.*.<service>.#``: a code is
+  four words) and one
+  ``kelurahan.<code>.<service>`` queue per kelurahan and service (bound
+  ``<code>.<service>.#``), all quorum queues.
+
+Guarantees, each proven by a test against the real servers
+(``tests/platform/test_replication.py``):
+
+1. The uplink is the service's relay along another route
+   (:func:`uplink_route`): a kelurahan's store is the buffer for any outage
+   of its link, and the uplink resumes from its confirmed position.
+2. The city stores each event once per ``(source, sequence)``, and for each
+   source only the next sequence it lacks: nothing out of order, no gap, no
+   duplicate. An event beyond a gap is dropped and the kelurahan asked to
+   publish again from the city's position (at most once per
+   ``RESEND_INTERVAL`` per source). On start the city asks every kelurahan of
+   Kota Bekasi to resend what it lacks, so a city rebuilt from empty catches up.
+3. The city refuses an event whose ``source`` is not the kelurahan of the
+   broker user that published it (``user_id``), logs the attempt and
+   dead-letters it.
+4. The service's city projection (``services.<service>.city.project``) runs in
+   the transaction that stores the events: each takes effect exactly once.
+5. Events leave a kelurahan in their CloudEvents form, which never carries an
+   event's ``data["personal"]``.
+
+Run ``python -m shared.replication <service>`` beside each service: on a
+kelurahan node it runs the uplink and the downlink (``CITY_AMQP_URI``, with the
+kelurahan's own credentials); on the city node (``NODE_ROLE=city``), the ingest.
+"""
+
+import argparse
+import contextlib
+import importlib
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from urllib.parse import unquote, urlsplit
+
+import amqp
+import psycopg
+from kombu import Connection, Exchange, Producer, Queue
+from psycopg.types.json import Jsonb
+
+from shared import config as configmod
+from shared import wilayah
+from shared.db import Database
+from shared.envelope import Event
+from shared.relay import BACKOFF_FIRST, BACKOFF_MAX, HEARTBEAT, PERSISTENT, Relay, Route
+
+log = logging.getLogger(__name__)
+
+UP_EXCHANGE = Exchange("replication.up", type="topic", durable=True, auto_delete=False)
+DOWN_EXCHANGE = Exchange("replication.down", type="topic", durable=True, auto_delete=False)
+QUORUM = {"x-queue-type": "quorum"}
+UPLINK_TARGET = "city"
+RESEND = "control.resend"
+RESEND_INTERVAL = 5.0  # seconds between two resend requests to one source
+BATCH_SIZE = 500
+BATCH_WAIT = 0.05  # seconds a partial batch waits for more messages
+RECOVERABLE = (amqp.exceptions.AMQPError, OSError, psycopg.OperationalError, ConnectionError)
+
+
+def kelurahan_user(code):
+    """The broker user a kelurahan publishes to the city as."""
+    return f"kelurahan-{code}"
+
+
+def source_of(code, service):
+    """The CloudEvents source of a kelurahan's service."""
+    return f"/kelurahan/{code}/{service}"
+
+
+def code_of(source):
+    """The kelurahan code of a source ``/kelurahan/<code>/<service>`` (None otherwise)."""
+    parts = source.split("/") if isinstance(source, str) else []
+    return parts[2] if len(parts) == 4 and parts[1] == "kelurahan" else None
+
+
+def ingest_queue(service):
+    return Queue(
+        f"city.ingest.{service}",
+        UP_EXCHANGE,
+        routing_key=f"*.*.*.*.{service}.#",  # a kelurahan code is four words
+        durable=True,
+        queue_arguments=QUORUM,
+    )
+
+
+def down_queue(code, service):
+    return Queue(
+        f"kelurahan.{code}.{service}",
+        DOWN_EXCHANGE,
+        routing_key=f"{code}.{service}.#",
+        durable=True,
+        queue_arguments=QUORUM,
+    )
+
+
+def declare_topology(amqp_uri, codes, services):
+    """Declare the city broker's exchanges and queues for ``codes`` and ``services`` (a
+    development broker: production loads them with the definitions in deploy/rabbitmq)."""
+    with _connection(amqp_uri, "rembug-topology") as conn:
+        channel = conn.channel()
+        for exchange in (UP_EXCHANGE, DOWN_EXCHANGE):
+            exchange(channel).declare()
+        for service in services:
+            ingest_queue(service)(channel).declare()
+            for code in codes:
+                down_queue(code, service)(channel).declare()
+
+
+def uplink_route(code, service, user_id):
+    """The relay route of a kelurahan's service to the city."""
+    return Route(
+        UP_EXCHANGE,
+        UPLINK_TARGET,
+        routing_key=lambda event: f"{code}.{service}.{event.type}",
+        user_id=user_id,
+        name=f"rembug-uplink {service}",
+    )
+
+
+def broker_user(amqp_uri):
+    """The user name in an AMQP URI."""
+    return unquote(urlsplit(amqp_uri.replace("pyamqp://", "amqp://", 1)).username or "guest")
+
+
+def _connection(amqp_uri, name):
+    return Connection(
+        amqp_uri,
+        heartbeat=HEARTBEAT,
+        connect_timeout=10,
+        transport_options={"client_properties": {"connection_name": name}},
+    )
+
+
+def _declared(channel, queue):
+    """``queue`` bound to ``channel``, declared unless it exists already (on a city broker
+    loaded with the definitions, a kelurahan user may not declare, only consume)."""
+    try:
+        queue(channel).queue_declare(passive=True)
+        return queue(channel)
+    except amqp.exceptions.NotFound:
+        pass
+    channel = channel.connection.channel()
+    bound = queue(channel)
+    bound.declare()
+    return bound
+
+
+# -- the kelurahan side ----------------------------------------------------------------------
+
+
+class Downlink:
+    """Consumes a kelurahan service's queue on the city broker: resend requests rewind
+    the uplink relay."""
+
+    def __init__(self, amqp_uri, code, service, relay):
+        self.amqp_uri = amqp_uri
+        self.queue = down_queue(code, service)
+        self.relay = relay
+        self.service = service
+        self.prefix = f"{code}.{service}."
+
+    def run_forever(self, stop_event):
+        backoff = BACKOFF_FIRST
+        while not stop_event.is_set():
+            try:
+                with _connection(self.amqp_uri, f"rembug-downlink {self.service}") as conn:
+                    queue = _declared(conn.channel(), self.queue)
+                    consumer = conn.Consumer(
+                        queue, callbacks=[self._handle], accept=["json"], auto_declare=False
+                    )
+                    with consumer:
+                        backoff = BACKOFF_FIRST
+                        while not stop_event.is_set():
+                            with contextlib.suppress(TimeoutError):
+                                conn.drain_events(timeout=1)
+                            conn.heartbeat_check()
+            except RECOVERABLE as exc:
+                log.warning(
+                    "downlink interrupted (%s); retrying in %.1f s", type(exc).__name__, backoff
+                )
+                stop_event.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _handle(self, body, message):
+        kind = message.delivery_info["routing_key"].removeprefix(self.prefix)
+        after = body.get("after") if isinstance(body, dict) else None
+        if kind == RESEND and isinstance(after, int) and after >= 0:
+            self.relay.rewind(after)
+            log.info("the city asked for %s events after sequence %d", self.service, after)
+        else:
+            log.warning("ignored a %s message from the city", kind)
+        message.ack()
+
+
+def run_kelurahan_link(cfg, city_amqp_uri, stop_event):
+    """The uplink (in this thread) and the downlink (in another) of one service."""
+    route = uplink_route(cfg.kelurahan_code, cfg.service, broker_user(city_amqp_uri))
+    relay = Relay(cfg.database_url, city_amqp_uri, cfg.service, cfg.source, route=route)
+    downlink = Downlink(city_amqp_uri, cfg.kelurahan_code, cfg.service, relay)
+    thread = threading.Thread(target=downlink.run_forever, args=(stop_event,), daemon=True)
+    thread.start()
+    relay.run_forever(stop_event)
+    thread.join(5)
+
+
+# -- the city side ---------------------------------------------------------------------------
+
+
+class Ingest:
+    """The city's intake of one service's events from every kelurahan.
+
+    ``project(conn, events)`` (optional) updates the city's read models from
+    newly stored events (:class:`~shared.envelope.Event`, with their source), in
+    the storing transaction.
+    """
+
+    def __init__(self, database_url, amqp_uri, service, project=None, batch_size=BATCH_SIZE):
+        self.db = Database(database_url, size=2)
+        self.amqp_uri = amqp_uri
+        self.service = service
+        self.project = project
+        self.batch_size = batch_size
+        self._conn = None
+        self._queue = None
+        self._pending = []
+
+    # -- running -------------------------------------------------------------------------------
+
+    def run_forever(self, stop_event):
+        """Ingest until ``stop_event`` is set, surviving broker and database outages."""
+        backoff = BACKOFF_FIRST
+        while not stop_event.is_set():
+            try:
+                self._connect()
+                self.request_missing()
+                while not stop_event.is_set():
+                    self.run_once(wait=1.0)
+                    backoff = BACKOFF_FIRST
+            except RECOVERABLE as exc:
+                log.warning(
+                    "ingest of %s interrupted (%s); retrying in %.1f s",
+                    self.service,
+                    type(exc).__name__,
+                    backoff,
+                )
+                self._disconnect()
+                stop_event.wait(backoff)
+                backoff = min(backoff * 2, BACKOFF_MAX)
+        self.close()
+
+    def run_once(self, wait=0.2):
+        """Take one batch (up to ``batch_size`` messages; waits up to ``wait`` s for the
+        first); store it; returns how many events it stored."""
+        self._connect()
+        deadline = time.monotonic() + wait
+        while len(self._pending) < self.batch_size:
+            timeout = deadline - time.monotonic() if not self._pending else BATCH_WAIT
+            if timeout <= 0:
+                break
+            before = len(self._pending)
+            with contextlib.suppress(TimeoutError):
+                self._conn.drain_events(timeout=timeout)
+            if len(self._pending) == before and self._pending:
+                break
+        self._conn.heartbeat_check()
+        messages, self._pending = self._pending, []
+        if not messages:
+            return 0
+        stored, resend = self._store(messages)
+        for message in messages:
+            if not message.acknowledged:
+                message.ack()
+        for source, position in resend.items():
+            self._ask_resend(source, position)
+        return stored
+
+    def request_missing(self):
+        """Ask every kelurahan of Kota Bekasi to publish again what this city lacks."""
+        with self.db.read() as conn:
+            positions = {
+                r["source"]: r["position"]
+                for r in conn.execute("SELECT source, position FROM replication_positions")
+            }
+        for code in wilayah.kelurahan_codes():
+            source = source_of(code, self.service)
+            self._ask_resend(source, positions.get(source, 0))
+        log.info("asked every kelurahan for the %s events this city lacks", self.service)
+
+    def positions(self):
+        """``{source: position}`` of every source seen."""
+        with self.db.read() as conn:
+            rows = conn.execute("SELECT source, position FROM replication_positions").fetchall()
+        return {r["source"]: r["position"] for r in rows}
+
+    # -- storing -------------------------------------------------------------------------------
+
+    def _store(self, messages):
+        """Store the batch's next sequences per source; returns (stored, {source: position
+        to resend from})."""
+        events = {}
+        for message in messages:
+            cloudevent = self._accepted(message)
+            if cloudevent is not None:
+                events.setdefault(cloudevent["source"], {})[cloudevent["sequence"]] = cloudevent
+        if not events:
+            return 0, {}
+        rows, resend = [], {}
+        with self.db.transaction() as conn:
+            known = {
+                r["source"]: r
+                for r in conn.execute(
+                    "SELECT source, position, source_head,"
+                    " resend_requested_at < now() - %s::interval AS may_ask"
+                    " FROM replication_positions WHERE source = ANY(%s)"
+                    " ORDER BY source FOR UPDATE",
+                    [f"{RESEND_INTERVAL} seconds", sorted(events)],
+                )
+            }
+            updates = []
+            for source, by_sequence in sorted(events.items()):
+                row = known.get(source) or {"position": 0, "source_head": 0, "may_ask": None}
+                position = row["position"]
+                while position + 1 in by_sequence:
+                    position += 1
+                    rows.append(by_sequence[position])
+                head = max(row["source_head"], max(by_sequence))
+                ask = head > position and row["may_ask"] is not False
+                if ask:
+                    resend[source] = position
+                updates.append((source, position, head, ask))
+            if rows:
+                conn.execute(_INSERT_EVENTS, [Jsonb([_replica_row(ce) for ce in rows])])
+            conn.execute(_UPSERT_POSITIONS, [Jsonb([_position_row(*u) for u in updates])])
+            if self.project and rows:
+                self.project(conn, [Event.from_cloudevent(ce) for ce in rows])
+        if rows:
+            log.info("stored %d %s events from %d sources", len(rows), self.service, len(events))
+        return len(rows), resend
+
+    def _accepted(self, message):
+        """The message's CloudEvent if it is well formed and its publisher owns its
+        source; otherwise the message is dead-lettered and the attempt logged."""
+        user = message.properties.get("user_id")
+        try:
+            cloudevent = json.loads(message.body)
+            code = code_of(cloudevent["source"])
+            sequence = cloudevent["sequence"]
+            valid = isinstance(sequence, int) and sequence > 0
+        except (ValueError, TypeError, KeyError):
+            code, valid = None, False
+        if not valid or code is None or user != kelurahan_user(code):
+            log.warning(
+                "refused a %s event published by %r with routing key %s: its source is not "
+                "the publisher's kelurahan",
+                self.service,
+                user,
+                message.delivery_info["routing_key"],
+            )
+            message.reject(requeue=False)
+            return None
+        return cloudevent
+
+    def _ask_resend(self, source, position):
+        self._producer.publish(
+            {"source": source, "after": position},
+            routing_key=f"{code_of(source)}.{self.service}.{RESEND}",
+            delivery_mode=PERSISTENT,
+            serializer="json",
+        )
+        log.debug("asked %s to resend after sequence %d", source, position)
+
+    # -- connections -----------------------------------------------------------------------------
+
+    def _connect(self):
+        if self._conn is not None:
+            return
+        conn = _connection(self.amqp_uri, f"rembug-ingest {self.service}")
+        conn.connect()
+        channel = conn.channel()
+        UP_EXCHANGE(channel).declare()
+        DOWN_EXCHANGE(channel).declare()
+        queue = ingest_queue(self.service)(channel)
+        queue.declare()
+        channel.basic_qos(0, self.batch_size * 2, False)
+        self._consumer = conn.Consumer(queue, callbacks=[self._collect], accept=["json"])
+        self._consumer.consume()
+        self._producer = Producer(conn.channel(), exchange=DOWN_EXCHANGE)
+        self._conn = conn
+
+    def _collect(self, body, message):
+        self._pending.append(message)
+
+    def _disconnect(self):
+        self._pending = []
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.release()
+            self._conn = None
+
+    def close(self):
+        self._disconnect()
+        self.db.close()
+
+
+_INSERT_EVENTS = (
+    "INSERT INTO replica_events (source, sequence, id, stream, version, type, time, data,"
+    " data_version, correlation_id, causation_id, actor_id, actor_role)"
+    " SELECT * FROM jsonb_to_recordset(%s) AS e (source text, sequence bigint, id uuid,"
+    " stream text, version integer, type text, time timestamptz, data jsonb,"
+    " data_version integer, correlation_id text, causation_id text, actor_id text,"
+    " actor_role text)"
+    " ON CONFLICT (source, sequence) DO NOTHING"
+)
+_UPSERT_POSITIONS = (
+    "INSERT INTO replication_positions AS p (source, position, source_head, received_at,"
+    " resend_requested_at)"
+    " SELECT u.source, u.position, u.source_head, now(), CASE WHEN u.ask THEN now() END"
+    " FROM jsonb_to_recordset(%s) AS u (source text, position bigint, source_head bigint,"
+    " ask boolean)"
+    " ON CONFLICT (source) DO UPDATE SET position = excluded.position,"
+    " source_head = excluded.source_head, received_at = excluded.received_at,"
+    " resend_requested_at = coalesce(excluded.resend_requested_at, p.resend_requested_at)"
+)
+
+
+def _replica_row(ce):
+    return {
+        "source": ce["source"],
+        "sequence": ce["sequence"],
+        "id": ce["id"],
+        "stream": ce["subject"],
+        "version": ce.get("streamversion"),
+        "type": ce["type"],
+        "time": ce["time"],
+        "data": ce["data"],
+        "data_version": ce.get("dataversion", 1),
+        "correlation_id": ce.get("correlationid"),
+        "causation_id": ce.get("causationid"),
+        "actor_id": ce.get("actorid"),
+        "actor_role": ce.get("actorrole"),
+    }
+
+
+def _position_row(source, position, head, ask):
+    return {"source": source, "position": position, "source_head": head, "ask": ask}
+
+
+def city_projection(service):
+    """``services.<service>.city.project`` if the service has a city view, else None."""
+    try:
+        module = importlib.import_module(f"services.{service}.city")
+    except ModuleNotFoundError:
+        return None
+    return module.project
+
+
+def main(argv=None):
+    """``python -m shared.replication <service>``: the service's link to the city (on a
+    kelurahan node) or its ingest (on the city node), until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(prog="python -m shared.replication", description=main.__doc__)
+    parser.add_argument("service")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    cfg = configmod.load(args.service)
+    stop = threading.Event()
+
+    def request_stop(*_):
+        threading.Thread(target=stop.set).start()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, request_stop)
+    if cfg.node_role == "city":
+        ingest = Ingest(cfg.database_url, cfg.amqp_uri, cfg.service, city_projection(cfg.service))
+        ingest.run_forever(stop)
+    else:
+        city = os.environ.get("CITY_AMQP_URI")
+        if not city:
+            raise SystemExit(
+                "CITY_AMQP_URI must name the city broker's vhost with this kelurahan's "
+                "credentials, e.g. amqps://kelurahan-32.75.05.1002:secret@city.example/rembug-city"
+            )
+        run_kelurahan_link(cfg, city, stop)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""Replication from kelurahan nodes to the city, with real brokers, users and databases.
+
+Two kelurahan stores and a city store live in three schemas of the test
+database; the city broker is this test's vhost, with a real broker user per
+kelurahan whose permissions are those of deploy/rabbitmq's definitions. Each
+kelurahan runs its uplink and downlink, the city its ingest, in threads.
+"""
+
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+import uuid
+from urllib.parse import quote, urlsplit
+
+import amqp
+import psycopg
+import pytest
+import requests
+
+from shared import replication
+from shared.config import Config
+from shared.db import Database, migrate
+from shared.envelope import Event
+from shared.store import EventStore
+
+A, B = "32.75.05.1002", "32.75.08.1003"  # Pengasinan, Jatimakmur
+SERVICE = "proposals"
+NIK_SHAPED = re.compile(r"(?<!\d)\d{16}(?!\d)")
+
+
+def api(method, path, body=None):
+    base = os.environ["RABBIT_API_URI"].rstrip("/")
+    response = requests.request(method, f"{base}/api/{path}", json=body, timeout=10)
+    response.raise_for_status()
+    return response.json() if method == "GET" else None
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def schema_url(server_database_url):
+    """A factory of migrated databases, one fresh schema each, dropped afterwards."""
+    made = []
+
+    def make():
+        schema = "t_" + uuid.uuid4().hex[:12]
+        with psycopg.connect(server_database_url, autocommit=True) as conn:
+            conn.execute(f"CREATE SCHEMA {schema}")
+        made.append(schema)
+        sep = "&" if "?" in server_database_url else "?"
+        url = f"{server_database_url}{sep}options=-csearch_path%3D{schema}"
+        db = Database(url)
+        migrate(db)
+        db.close()
+        return url
+
+    yield make
+    with psycopg.connect(server_database_url, autocommit=True) as conn:
+        for schema in made:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+class CityBroker:
+    """This test's vhost as the city broker, with a broker user per kelurahan."""
+
+    def __init__(self, rabbit_config):
+        self.vhost = rabbit_config["vhost"]
+        self.city_uri = rabbit_config["AMQP_URI"]
+        self.passwords = {}
+        replication.declare_topology(self.city_uri, [A, B], [SERVICE])
+
+    def add_kelurahan(self, code):
+        user, password = replication.kelurahan_user(code), secrets.token_urlsafe(16)
+        api("PUT", f"users/{user}", {"password": password, "tags": ""})
+        self.passwords[code] = password
+        self.allow(code)
+        return self.uri_of(code)
+
+    def uri_of(self, code, password=None):
+        parts = urlsplit(self.city_uri)
+        user = replication.kelurahan_user(code)
+        netloc = f"{user}:{password or self.passwords[code]}@{parts.hostname}:{parts.port}"
+        return parts._replace(netloc=netloc).geturl()
+
+    def allow(self, code):
+        """The definitions' permissions: publish under its own code, read its own queues."""
+        user, vhost = replication.kelurahan_user(code), quote(self.vhost, safe="")
+        escaped = code.replace(".", r"\.")
+        api(
+            "PUT",
+            f"permissions/{vhost}/{user}",
+            {
+                "configure": "^$",
+                "write": r"^replication\.up$",
+                "read": rf"^kelurahan\.{escaped}\.",
+            },
+        )
+        api(
+            "PUT",
+            f"topic-permissions/{vhost}/{user}",
+            {"exchange": "replication.up", "write": rf"^{escaped}\.", "read": ".*"},
+        )
+
+    def cut(self, code):
+        """The link goes down: the user may do nothing, its connections are closed.
+
+        The management API lists a connection at its next statistics tick (up to
+        5 s after it opened): wait for the link's connections to be listed."""
+        user, vhost = replication.kelurahan_user(code), quote(self.vhost, safe="")
+        api("PUT", f"permissions/{vhost}/{user}", {"configure": "^$", "write": "^$", "read": "^$"})
+
+        def listed():
+            connections = api("GET", f"vhosts/{vhost}/connections")
+            return [c["name"] for c in connections if c.get("user") == user]
+
+        wait_until(lambda: len(listed()) >= 2, 15, "the uplink and downlink connections")
+        for name in listed():
+            api("DELETE", f"connections/{quote(name, safe='')}")
+
+    def remove_users(self):
+        for code in self.passwords:
+            requests.delete(
+                f"{os.environ['RABBIT_API_URI'].rstrip('/')}/api/users/"
+                f"{replication.kelurahan_user(code)}",
+                timeout=10,
+            )
+
+
+@pytest.fixture
+def city_broker(rabbit_config):
+    broker = CityBroker(rabbit_config)
+    yield broker
+    broker.remove_users()
+
+
+class Node:
+    """A kelurahan's store and its link to the city, run in threads."""
+
+    def __init__(self, code, database_url, city_uri):
+        self.code = code
+        self.source = replication.source_of(code, SERVICE)
+        self.db = Database(database_url)
+        self.store = EventStore(self.db, self.source)
+        self.config = Config(SERVICE, "kelurahan", code, city_uri, database_url, "x" * 32)
+        self.city_uri = city_uri
+        self.stop = threading.Event()
+        self.thread = threading.Thread(
+            target=replication.run_kelurahan_link, args=(self.config, city_uri, self.stop)
+        )
+        self.thread.start()
+
+    def submit(self, count, personal=None):
+        """``count`` proposals submitted (one stream and event each)."""
+        for _ in range(count):
+            stream = f"proposal-{uuid.uuid4()}"
+            data = {"title": "Perbaikan saluran", "rw": 7}
+            if personal:
+                data["personal"] = personal
+            self.store.append(stream, 0, [Event("proposal.submitted", stream, data)])
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(15)
+        self.db.close()
+
+
+class City:
+    def __init__(self, database_url, amqp_uri):
+        self.db = Database(database_url)
+        self.ingest = replication.Ingest(database_url, amqp_uri, SERVICE)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.ingest.run_forever, args=(self.stop,))
+        self.thread.start()
+
+    def position(self, node):
+        return self.ingest.positions().get(node.source, 0)
+
+    def replicated(self, node):
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT sequence, id::text, stream, version FROM replica_events"
+                " WHERE source = %s ORDER BY sequence",
+                [node.source],
+            ).fetchall()
+        return [tuple(r.values()) for r in rows]
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(15)
+        self.db.close()
+
+
+def logged(node):
+    return [(e.sequence, e.id, e.stream, e.version) for e in node.store.read(0, 100_000)]
+
+
+@pytest.fixture
+def nodes(schema_url, city_broker, rabbit_config):
+    started = []
+
+    def start(kind, code=None):
+        if kind == "city":
+            made = City(schema_url(), rabbit_config["AMQP_URI"])
+        else:
+            made = Node(code, schema_url(), city_broker.add_kelurahan(code))
+        started.append(made)
+        return made
+
+    yield start
+    for made in reversed(started):
+        made.close()
+
+
+def test_the_city_converges_exactly_after_a_kelurahans_link_was_cut(nodes, city_broker):
+    city, a, b = nodes("city"), nodes("kelurahan", A), nodes("kelurahan", B)
+    a.submit(120)
+    b.submit(80)
+    wait_until(lambda: city.position(a) == 120 and city.position(b) == 80, 30, "replication")
+
+    city_broker.cut(A)
+    a.submit(90)  # the kelurahan keeps working while its link is down
+    b.submit(40)
+    wait_until(lambda: city.position(b) == 120, 30, "the other kelurahan")
+    time.sleep(2)
+    assert city.position(a) == 120
+
+    city_broker.allow(A)  # the link is back
+    wait_until(lambda: city.position(a) == 210, 60, "the kelurahan to catch up")
+    assert city.replicated(a) == logged(a)  # same events per sequence: no gap, no duplicate
+    assert city.replicated(b) == logged(b)
+
+
+def test_a_city_rebuilt_from_empty_catches_up_from_the_kelurahan_logs(nodes, schema_url):
+    city, a = nodes("city"), nodes("kelurahan", A)
+    a.submit(60)
+    wait_until(lambda: city.position(a) == 60, 30, "replication")
+    city.close()
+
+    rebuilt = nodes("city")  # an empty database: it asks every kelurahan for everything
+    wait_until(lambda: rebuilt.position(a) == 60, 60, "the rebuilt city to catch up")
+    a.submit(15)
+    wait_until(lambda: rebuilt.position(a) == 75, 30, "new events")
+    assert rebuilt.replicated(a) == logged(a)
+
+
+def publish_as(uri, routing_key, body, user_id):
+    """Publish as the URI's user and wait for the broker's confirm (or its refusal)."""
+    parts = urlsplit(uri)
+    with amqp.Connection(
+        f"{parts.hostname}:{parts.port}",
+        userid=parts.username,
+        password=parts.password,
+        virtual_host=parts.path[1:] or "/",
+        confirm_publish=True,
+    ) as conn:
+        conn.connect()
+        channel = conn.channel()
+        channel.basic_publish(
+            amqp.Message(json.dumps(body), user_id=user_id, content_type="application/json"),
+            exchange="replication.up",
+            routing_key=routing_key,
+        )
+        channel.basic_qos(0, 1, False)  # a round trip: an asynchronous refusal arrives first
+
+
+def test_a_kelurahan_cannot_publish_as_another(nodes, city_broker, caplog):
+    city, b = nodes("city"), nodes("kelurahan", B)
+    b.submit(1)
+    wait_until(lambda: city.position(b) == 1, 30, "replication")
+    uri = city_broker.add_kelurahan(A)
+    forged = dict(
+        specversion="1.0",
+        id=str(uuid.uuid4()),
+        source=b.source,
+        type="proposal.submitted",
+        subject=f"proposal-{uuid.uuid4()}",
+        time="2027-01-10T01:00:00+00:00",
+        sequence=2,
+        streamversion=1,
+        data={"title": "Palsu"},
+    )
+    user_a, user_b = replication.kelurahan_user(A), replication.kelurahan_user(B)
+    with pytest.raises(amqp.exceptions.AccessRefused):  # topic permission: not B's routing key
+        publish_as(uri, f"{B}.proposals.proposal.submitted", forged, user_a)
+    with pytest.raises(amqp.exceptions.PreconditionFailed):  # validated user_id
+        publish_as(uri, f"{A}.proposals.proposal.submitted", forged, user_b)
+    with caplog.at_level(logging.WARNING, logger="shared.replication"):
+        publish_as(uri, f"{A}.proposals.proposal.submitted", forged, user_a)
+        wait_until(
+            lambda: any("refused" in r.getMessage() for r in caplog.records), 15, "the refusal"
+        )
+    b.submit(1)
+    wait_until(lambda: city.position(b) == 2, 30, "the real second event")
+    assert city.replicated(b) == logged(b)  # the forged sequence 2 never took its place
+    refusal = next(r.getMessage() for r in caplog.records if "refused" in r.getMessage())
+    assert user_a in refusal
+
+
+def test_nothing_personal_reaches_the_city(nodes):
+    from tests.citizens import people
+
+    resident = people.person(rw=7)
+    city, a = nodes("city"), nodes("kelurahan", A)
+    a.submit(5, personal={"nik": resident["nik"], "name": resident["name"]})
+    wait_until(lambda: city.position(a) == 5, 30, "replication")
+    with city.db.read() as conn:
+        texts = [r["t"] for r in conn.execute("SELECT data::text AS t FROM replica_events")]
+    assert len(texts) == 5
+    for text in texts:
+        assert "personal" not in text and resident["name"] not in text
+        assert not NIK_SHAPED.search(text)
