@@ -81,6 +81,5 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_due ON notifications (next_attempt_at)
     WHERE state IN ('created', 'temporary_failure', 'sending');
-CREATE INDEX notifications_inbox ON notifications (user_id, created_at) WHERE channel = 'in_app';
-CREATE INDEX notifications_provider_id ON notifications (provider, provider_message_id);
+CREATE INDEX notifications_person ON notifications (user_id, created_at);
 CREATE INDEX notifications_purge ON notifications (created_at) WHERE purged_at IS NULL;
