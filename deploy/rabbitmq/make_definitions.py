@@ -20,16 +20,17 @@ The city broker (vhost ``rembug-city``):
   ``<code>.<service>.<event type>``, messages carry ``user_id``, which
   RabbitMQ checks against the connection's user) and ``replication.down``
   (city to kelurahan, ``<code>.<service>.<event type>`` or
-  ``<code>.control.<kind>``); a fanout dead-letter exchange ``replication.dlx``
+  ``<code>.<service>.control.<kind>``); a fanout dead-letter exchange ``replication.dlx``
   with the quorum queue ``replication.dead``;
 - quorum queues ``city.ingest.<service>`` bound to ``replication.up`` with
-  ``*.*.*.*.<service>.#`` (the code is four words), and ``kelurahan.<code>.down`` bound to
-  ``replication.down`` with ``<code>.#`` for each of the 56 kelurahan;
+  ``*.*.*.*.<service>.#`` (the code is four words), and ``kelurahan.<code>.<service>``
+  bound to ``replication.down`` with ``<code>.<service>.#`` for each of the 56
+  kelurahan and each service (names from :mod:`shared.replication`);
 - a policy giving those queues the dead-letter exchange and a delivery limit;
 - users ``city`` (everything on ``rembug-city``), ``admin`` (the operators'
   management user) and ``kelurahan-<code>`` for each code: configure nothing,
   write only ``replication.up`` and, there, only routing keys that start with
-  its own code, read only its own ``kelurahan.<code>.down``.
+  its own code, read only its own ``kelurahan.<code>.*`` queues.
 
 A kelurahan broker: vhost ``kelurahan-<code>``, the services' user ``rembug``
 with every right on it, and ``admin``. The services declare their own
@@ -47,7 +48,10 @@ import secrets
 import sys
 from pathlib import Path
 
+from shared import replication
+
 ROOT = Path(__file__).resolve().parents[2]
+
 WILAYAH = ROOT / "shared" / "data" / "bekasi_wilayah.csv"
 RABBITMQ_VERSION = "3.10.0"
 CITY_VHOST = "rembug-city"
@@ -71,18 +75,22 @@ def kelurahan_user(code):
     return f"kelurahan-{code}"
 
 
-def down_queue(code):
-    return f"kelurahan.{code}.down"
+def down_queue(code, service):
+    """The queue a kelurahan's service reads from the city (shared.replication)."""
+    return replication.down_queue(code, service).name
+
+
+def down_binding(code, service):
+    return replication.down_queue(code, service).routing_key
 
 
 def ingest_queue(service):
-    return f"city.ingest.{service}"
+    return replication.ingest_queue(service).name
 
 
 def ingest_binding(service):
-    """``*.*.*.*.<service>.#``: a kelurahan code is four words (``32.75.05.1002``), so the
-    ``*.<service>.#`` one might write would match no kelurahan's routing key at all."""
-    return "*.*.*.*." + service + ".#"
+    """``*.*.*.*.<service>.#``: a kelurahan code is four words (``32.75.05.1002``)."""
+    return replication.ingest_queue(service).routing_key
 
 
 # -- passwords ----------------------------------------------------------------------------------
@@ -220,17 +228,21 @@ def city_definitions(hashes, codes):
         user, escaped = kelurahan_user(code), re.escape(code)
         users.append(_user(user, hashes[user]))
         permissions.append(
-            _permission(user, vhost, "^$", r"^replication\.up$", f"^{re.escape(down_queue(code))}$")
+            _permission(user, vhost, "^$", r"^replication\.up$", rf"^kelurahan\.{escaped}\.")
         )
         topic_permissions.append(
             {"user": user, "vhost": vhost, "exchange": UP, "write": f"^{escaped}\\.", "read": "^$"}
         )
     queues = [_queue(DEAD, vhost)]
     queues += [_queue(ingest_queue(s), vhost) for s in SERVICES]
-    queues += [_queue(down_queue(code), vhost) for code in codes]
+    queues += [_queue(down_queue(code, s), vhost) for code in codes for s in SERVICES]
     bindings = [_binding(DLX, vhost, DEAD, "")]
     bindings += [_binding(UP, vhost, ingest_queue(s), ingest_binding(s)) for s in SERVICES]
-    bindings += [_binding(DOWN, vhost, down_queue(code), f"{code}.#") for code in codes]
+    bindings += [
+        _binding(DOWN, vhost, down_queue(code, s), down_binding(code, s))
+        for code in codes
+        for s in SERVICES
+    ]
     policies = [
         {
             "vhost": vhost,

@@ -59,7 +59,7 @@ def test_the_city_has_all_56_kelurahan_users_with_exactly_their_permissions(city
             "vhost": "rembug-city",
             "configure": "^$",
             "write": r"^replication\.up$",
-            "read": "^kelurahan\\." + code.replace(".", "\\.") + "\\.down$",
+            "read": "^kelurahan\\." + code.replace(".", "\\.") + "\\.",
         }
         assert topics[user] == {
             "user": user,
@@ -83,7 +83,7 @@ def test_the_city_topology_is_the_designed_one(city):
     }
     queues = {q["name"]: q for q in document["queues"]}
     expected = {"replication.dead"} | {f"city.ingest.{s}" for s in md.SERVICES}
-    expected |= {f"kelurahan.{code}.down" for code in CODES}
+    expected |= {f"kelurahan.{code}.{s}" for code in CODES for s in md.SERVICES}
     assert set(queues) == expected
     assert all(
         q["arguments"] == {"x-queue-type": "quorum"} and q["durable"] for q in queues.values()
@@ -92,7 +92,11 @@ def test_the_city_topology_is_the_designed_one(city):
     assert bindings == (
         {("replication.dlx", "replication.dead", "")}
         | {("replication.up", f"city.ingest.{s}", f"*.*.*.*.{s}.#") for s in md.SERVICES}
-        | {("replication.down", f"kelurahan.{c}.down", f"{c}.#") for c in CODES}
+        | {
+            ("replication.down", f"kelurahan.{c}.{s}", f"{c}.{s}.#")
+            for c in CODES
+            for s in md.SERVICES
+        }
     )
     (policy,) = document["policies"]
     assert policy["definition"]["dead-letter-exchange"] == "replication.dlx"
@@ -216,14 +220,16 @@ def test_a_kelurahan_publishes_as_itself_only_and_reads_only_its_own_queue(city_
             ),
             amqp.exceptions.AccessRefused,
         )
-        refused(conn, lambda ch: ch.basic_get(f"kelurahan.{B}.down"), amqp.exceptions.AccessRefused)
+        refused(
+            conn, lambda ch: ch.basic_get(f"kelurahan.{B}.proposals"), amqp.exceptions.AccessRefused
+        )
         refused(
             conn, lambda ch: ch.basic_get("city.ingest.proposals"), amqp.exceptions.AccessRefused
         )
         refused(
             conn, lambda ch: ch.queue_declare("mine", durable=True), amqp.exceptions.AccessRefused
         )
-        assert conn.channel().basic_get(f"kelurahan.{A}.down") is None  # allowed, and empty
+        assert conn.channel().basic_get(f"kelurahan.{A}.proposals") is None  # allowed, and empty
 
     with city_broker("city") as conn:
         channel = conn.channel()
@@ -239,13 +245,13 @@ def test_a_kelurahan_publishes_as_itself_only_and_reads_only_its_own_queue(city_
 
     with city_broker(f"kelurahan-{A}") as conn:
         channel = conn.channel()
-        down = channel.basic_get(f"kelurahan.{A}.down")
+        down = channel.basic_get(f"kelurahan.{A}.proposals")
         assert down is not None and down.delivery_info["routing_key"].startswith(f"{A}.")
         channel.basic_reject(down.delivery_tag, requeue=False)  # dead-lettered, not lost
 
     with city_broker("city") as conn:
         channel = conn.channel()
-        assert channel.basic_get(f"kelurahan.{B}.down", no_ack=True) is None
+        assert channel.basic_get(f"kelurahan.{B}.proposals", no_ack=True) is None
         assert channel.basic_get("replication.dead", no_ack=True) is not None
 
 
@@ -257,7 +263,7 @@ def test_the_loaded_queues_are_quorum_queues_under_the_dead_letter_policy(city_b
         if all("policy" in q for q in queues) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert len(queues) == 1 + len(md.SERVICES) + 56
+    assert len(queues) == 1 + len(md.SERVICES) + 56 * len(md.SERVICES)
     for queue in queues:
         assert queue["type"] == "quorum"
         if queue["name"] != "replication.dead":
