@@ -36,9 +36,17 @@ Guarantees, each proven by a test against the real servers
 5. Events leave a kelurahan in their CloudEvents form, which never carries an
    event's ``data["personal"]``.
 
+6. The city's own events about a kelurahan's entities (a camat's or bappeda's
+   decision on a proposal) go down by the city's relay to that kelurahan's
+   queue; the kelurahan's downlink hands each to its service
+   (``receive_from_city``), which folds it in once (the event id is its command
+   id). An event the service refuses is logged and dropped; one it cannot take
+   now (the service is down) stays queued.
+
 Run ``python -m shared.replication <service>`` beside each service: on a
 kelurahan node it runs the uplink and the downlink (``CITY_AMQP_URI``, with the
-kelurahan's own credentials); on the city node (``NODE_ROLE=city``), the ingest.
+kelurahan's own credentials); on the city node (``NODE_ROLE=city``), the ingest
+and the relay down.
 """
 
 import argparse
@@ -136,6 +144,17 @@ def uplink_route(code, service, user_id):
     )
 
 
+def down_route(service):
+    """The city's relay route down to the kelurahan an event concerns (its data's
+    ``kelurahan``: a decision about a kelurahan's proposal)."""
+    return Route(
+        DOWN_EXCHANGE,
+        "kelurahan",
+        routing_key=lambda event: f"{event.data.get('kelurahan', 'city')}.{service}.{event.type}",
+        name=f"rembug-down {service}",
+    )
+
+
 def broker_user(amqp_uri):
     """The user name in an AMQP URI."""
     return unquote(urlsplit(amqp_uri.replace("pyamqp://", "amqp://", 1)).username or "guest")
@@ -169,13 +188,18 @@ def _declared(channel, queue):
 
 class Downlink:
     """Consumes a kelurahan service's queue on the city broker: resend requests rewind
-    the uplink relay."""
+    the uplink relay; the city's events (decisions) go to ``deliver(cloudevent)``.
 
-    def __init__(self, amqp_uri, code, service, relay):
+    ``deliver`` raises :class:`Undeliverable` for an event the service refuses
+    (logged, then acknowledged); any other failure leaves the message for a later
+    attempt."""
+
+    def __init__(self, amqp_uri, code, service, relay, deliver=None):
         self.amqp_uri = amqp_uri
         self.queue = down_queue(code, service)
         self.relay = relay
         self.service = service
+        self.deliver = deliver
         self.prefix = f"{code}.{service}."
 
     def run_forever(self, stop_event):
@@ -202,20 +226,62 @@ class Downlink:
 
     def _handle(self, body, message):
         kind = message.delivery_info["routing_key"].removeprefix(self.prefix)
-        after = body.get("after") if isinstance(body, dict) else None
-        if kind == RESEND and isinstance(after, int) and after >= 0:
-            self.relay.rewind(after)
-            log.info("the city asked for %s events after sequence %d", self.service, after)
-        else:
-            log.warning("ignored a %s message from the city", kind)
+        if kind.startswith("control."):
+            after = body.get("after") if isinstance(body, dict) else None
+            if kind == RESEND and isinstance(after, int) and after >= 0:
+                self.relay.rewind(after)
+                log.info("the city asked for %s events after sequence %d", self.service, after)
+            else:
+                log.warning("ignored a %s message from the city", kind)
+            message.ack()
+            return
+        try:
+            if self.deliver is None:
+                raise Undeliverable(f"{self.service} takes no event from the city")
+            self.deliver(body)
+        except Undeliverable as refusal:
+            log.warning("a %s event from the city was not applied: %s", kind, refusal)
+        except Exception as exc:  # the service is away: try again later
+            log.warning("could not deliver a %s event from the city (%s)", kind, type(exc).__name__)
+            message.requeue()
+            time.sleep(1)
+            return
         message.ack()
 
 
-def run_kelurahan_link(cfg, city_amqp_uri, stop_event):
-    """The uplink (in this thread) and the downlink (in another) of one service."""
+class Undeliverable(Exception):
+    """The kelurahan's service refused an event from the city (with its reason)."""
+
+
+def rpc_delivery(cfg):
+    """``deliver(cloudevent)``: the service's ``receive_from_city`` RPC on the node's own
+    broker, as the system."""
+    from nameko.exceptions import RemoteError
+    from nameko.standalone.rpc import ClusterRpcProxy
+
+    from shared.actor import SYSTEM
+    from shared.auth import issue_token
+
+    def deliver(cloudevent):
+        context = {"authorization": issue_token(cfg.auth_secret, SYSTEM)}
+        with ClusterRpcProxy({"AMQP_URI": cfg.amqp_uri}, context_data=context, timeout=30) as rpc:
+            try:
+                getattr(rpc, cfg.service).receive_from_city(event=cloudevent)
+            except RemoteError as error:
+                if error.exc_type in ("ValidationError", "Conflict", "NotFound", "Forbidden"):
+                    raise Undeliverable(f"{error.exc_type}: {error.value}") from None
+                raise
+
+    return deliver
+
+
+def run_kelurahan_link(cfg, city_amqp_uri, stop_event, deliver=None):
+    """The uplink (in this thread) and the downlink (in another) of one service;
+    ``deliver`` defaults to the service's ``receive_from_city`` RPC."""
     route = uplink_route(cfg.kelurahan_code, cfg.service, broker_user(city_amqp_uri))
     relay = Relay(cfg.database_url, city_amqp_uri, cfg.service, cfg.source, route=route)
-    downlink = Downlink(city_amqp_uri, cfg.kelurahan_code, cfg.service, relay)
+    deliver = deliver or rpc_delivery(cfg)
+    downlink = Downlink(city_amqp_uri, cfg.kelurahan_code, cfg.service, relay, deliver)
     thread = threading.Thread(target=downlink.run_forever, args=(stop_event,), daemon=True)
     thread.start()
     relay.run_forever(stop_event)
@@ -464,6 +530,19 @@ def _position_row(source, position, head, ask):
     return {"source": source, "position": position, "source_head": head, "ask": ask}
 
 
+def run_city_link(cfg, stop_event):
+    """The city's ingest of one service (in this thread) and its relay down to the
+    kelurahan (in another)."""
+    down = Relay(
+        cfg.database_url, cfg.amqp_uri, cfg.service, cfg.source, route=down_route(cfg.service)
+    )
+    thread = threading.Thread(target=down.run_forever, args=(stop_event,), daemon=True)
+    thread.start()
+    ingest = Ingest(cfg.database_url, cfg.amqp_uri, cfg.service, city_projection(cfg.service))
+    ingest.run_forever(stop_event)
+    thread.join(5)
+
+
 def city_projection(service):
     """``services.<service>.city.project`` if the service has a city view, else None."""
     try:
@@ -489,8 +568,7 @@ def main(argv=None):
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, request_stop)
     if cfg.node_role == "city":
-        ingest = Ingest(cfg.database_url, cfg.amqp_uri, cfg.service, city_projection(cfg.service))
-        ingest.run_forever(stop)
+        run_city_link(cfg, stop)
     else:
         city = os.environ.get("CITY_AMQP_URI")
         if not city:

@@ -712,6 +712,26 @@ def merge(actor, duplicate, survivor, reason, meta):
     return duplicate, survivor
 
 
+class Decision(Aggregate):
+    """A kecamatan or city decision made on the city node, in the city's own stream
+    ``decision-<uuid>`` (one writer per stream): the proposal it names belongs to its
+    kelurahan, which folds the decision into the proposal when it arrives."""
+
+    noun = "decision"
+
+    @classmethod
+    def taken_on(cls, decision_id, proposal):
+        """The decision a replica of ``proposal`` just recorded (``Proposal.decide``)."""
+        decision = cls(decision_id)
+        for type_, data, meta in proposal.pending:
+            decision.record(type_, data, meta)
+        return decision
+
+    def on_decided(self, data, meta):
+        self.status = "recorded"
+        self.data = dict(data)
+
+
 class Forum(Aggregate):
     """A kelurahan's Musrenbang forum for one plan year (id ``<kelurahan>-<year>``).
 

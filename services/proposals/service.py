@@ -10,8 +10,9 @@ arguments (``rpc.proposals.submit(title=..., ...)``); an optional
 import uuid
 from pathlib import Path
 
-from services.proposals import schemas, views
+from services.proposals import city, schemas, views
 from services.proposals.domain import (
+    Decision,
     Forum,
     Proposal,
     forum_stream,
@@ -19,14 +20,17 @@ from services.proposals.domain import (
     merge,
     proposal_stream,
 )
+from shared.actor import Actor
 from shared.auth import Auth
+from shared.config import CITY_CODE
 from shared.domain import meta_for
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, ValidationError
 from shared.repository import EventStoreProvider
 from shared.rpc import rpc
 from shared.service import EventSourcedService
 
 SERVICE = "proposals"
+CITY_SOURCE = f"/city/{CITY_CODE}/{SERVICE}"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
 
@@ -127,20 +131,35 @@ class ProposalsService(EventSourcedService):
 
     @rpc
     def decide(self, **payload):
-        """Record a kecamatan (camat) or city (bappeda) decision, with its reason."""
+        """Record a kecamatan (camat) or city (bappeda) decision, with its reason.
 
-        def decide(proposal, actor, data, meta):
-            proposal.decide(
-                actor,
-                data["level"],
-                data["decision"],
-                reason=data["reason"],
-                funding_source=data["funding_source"],
-                amount=data["amount"],
-                meta=meta,
+        On the city node the decision goes in the city's own stream and down to the
+        kelurahan that owns the proposal (:meth:`receive_from_city` there); the
+        reply is the proposal as the decision leaves it."""
+        if self.repo.config.node_role == "city":
+            return self._decide_at_city(payload)
+        return self._change(schemas.DecideProposal, payload, _decide)
+
+    @rpc
+    def receive_from_city(self, event):
+        """A decision the city made about one of this kelurahan's proposals (a CloudEvent
+        from the city's log, brought by the replication downlink, system only): folded
+        into the proposal's stream once, by the decider's name and time."""
+        self.auth.require("system")
+        if event.get("type") != "proposal.decided" or event.get("source") != CITY_SOURCE:
+            raise ValidationError({"event": ["Only the city's proposal.decided is received."]})
+        data = schemas.load(schemas.DecideProposal, _decision_command(event))
+        if not self._already_done(data["command_id"]):
+            proposal = self._load_proposal(data["proposal_id"])
+            decider = Actor(event["actorid"], event["actorrole"], CITY_CODE)
+            meta = {"actor": decider.as_dict(), "time": event["time"]}
+            _decide(proposal, decider, data, meta)
+            self.repo.save(
+                (proposal, proposal_stream(proposal.id)),
+                command_id=data["command_id"],
+                causation_id=event["id"],
             )
-
-        return self._change(schemas.DecideProposal, payload, decide)
+        return views.get_proposal(self.repo.db, data["proposal_id"])
 
     @rpc
     def report_progress(self, **payload):
@@ -251,6 +270,20 @@ class ProposalsService(EventSourcedService):
             self.repo.save((forum, forum_stream(forum.id)), command_id=data["command_id"])
         return views.get_forum(self.repo.db, data["forum_id"])
 
+    def _decide_at_city(self, payload):
+        actor = self.auth.actor
+        data = schemas.load(schemas.DecideProposal, payload)
+        with self.repo.db.read() as conn:
+            source = city.find_source(conn, data["proposal_id"])
+            if source is None:
+                raise NotFound(f"proposal {data['proposal_id']} has not reached the city")
+            proposal, _ = city.replicated(conn, source, proposal_stream(data["proposal_id"]))
+        if not self._already_done(data["command_id"]):
+            _decide(proposal, actor, data, meta_for(actor))
+            decision = Decision.taken_on(_new_id(), proposal)
+            self.repo.save((decision, f"decision-{decision.id}"), command_id=data["command_id"])
+        return proposal.snapshot(copy=False)
+
     def _already_done(self, command_id):
         return command_id is not None and self.repo.store.events_of_command(command_id)
 
@@ -272,3 +305,23 @@ class ProposalsService(EventSourcedService):
 
 def _new_id():
     return str(uuid.uuid4())
+
+
+def _decide(proposal, actor, data, meta):
+    proposal.decide(
+        actor,
+        data["level"],
+        data["decision"],
+        reason=data["reason"],
+        funding_source=data["funding_source"],
+        amount=data["amount"],
+        meta=meta,
+    )
+
+
+def _decision_command(event):
+    """The decide command a city ``proposal.decided`` event stands for; its id (a UUID)
+    makes a redelivered event take effect once."""
+    fields = ("proposal_id", "level", "decision", "reason", "funding_source", "amount")
+    data = event.get("data") or {}
+    return {**{f: data.get(f) for f in fields}, "command_id": event.get("id")}
