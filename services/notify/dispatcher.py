@@ -19,6 +19,7 @@ Logs carry notification ids, channels, providers, states and counts, never an
 address or a message.
 """
 
+import hmac
 import logging
 import time
 from datetime import timedelta
@@ -50,6 +51,7 @@ class Dispatch:
         self.clock = provider.clock
         self.kelurahan = provider.kelurahan
         self.wake = provider.wake
+        self.callback_allowed = provider.callback_allowed
 
     @property
     def channels(self):
@@ -104,6 +106,20 @@ class Dispatcher(DependencyProvider):
 
     def get_dependency(self, worker_ctx):
         return Dispatch(self)
+
+    def callback_allowed(self, provider, authorization):
+        """Whether an HTTP call names a configured provider and carries its ``callback_token``."""
+        expected = next(
+            (
+                p.options.get("callback_token")
+                for p in self.settings.providers
+                if p.name == provider
+            ),
+            None,
+        )
+        if not expected or not isinstance(authorization, str):
+            return False
+        return hmac.compare_digest(authorization.encode(), f"Bearer {expected}".encode())
 
     def wake(self):
         """Look for due notifications now."""

@@ -14,6 +14,7 @@ errors never carry a phone number or an email address: a contact's view says
 only whether each is set.
 """
 
+import json
 from functools import partial
 from pathlib import Path
 
@@ -21,10 +22,11 @@ from services.notify import notifier, outbox, schemas, views
 from services.notify.dispatcher import Dispatcher
 from services.notify.domain import Contact, contact_stream, is_opt_out, normalise_phone
 from services.notify.rules import FOLLOWED
-from shared.actor import KELURAHAN_STAFF
+from shared.actor import KELURAHAN_STAFF, SYSTEM
 from shared.auth import Auth
 from shared.domain import meta_for
-from shared.errors import NotFound, ValidationError
+from shared.errors import NotFound, RembugError, ValidationError
+from shared.health import http  # the service's one web server (health, readiness, metrics)
 from shared.repository import EventStoreProvider
 from shared.rpc import rpc
 from shared.service import EventSourcedService
@@ -141,7 +143,30 @@ class NotifyService(EventSourcedService):
         it did; the number is never echoed.
         """
         actor = self.auth.require(*GATEWAYS)
-        data = schemas.load(schemas.InboundSms, payload)
+        return self._inbound(actor, schemas.load(schemas.InboundSms, payload))
+
+    @rpc
+    def delivery_report(self, **payload):
+        """A provider's report that a message was delivered or failed (system)."""
+        self.auth.require(*GATEWAYS)
+        return self._report(schemas.load(schemas.DeliveryReport, payload))
+
+    @http("POST", "/notify/providers/<provider>/reports")
+    def provider_report_hook(self, request, provider):
+        """The same as :meth:`delivery_report`, for a provider that calls back over HTTP with
+        its ``callback_token`` as bearer token: ``{"reference", "status"}``."""
+        return self._hook(
+            request, provider, schemas.DeliveryReport, lambda data: self._report(data)
+        )
+
+    @http("POST", "/notify/providers/<provider>/inbound")
+    def provider_inbound_hook(self, request, provider):
+        """The same as :meth:`inbound_sms` over HTTP: ``{"sender", "text"}``."""
+        return self._hook(
+            request, provider, schemas.InboundSms, lambda data: self._inbound(SYSTEM, data)
+        )
+
+    def _inbound(self, actor, data):
         if not is_opt_out(data["text"]):
             return {"opted_out": False}
         token = self.repo.provider.protector.pseudonym(normalise_phone(data["sender"]))
@@ -154,11 +179,7 @@ class NotifyService(EventSourcedService):
             self.repo.save((contact, contact_stream(user_id)))
         return {"opted_out": True}
 
-    @rpc
-    def delivery_report(self, **payload):
-        """A provider's report that a message was delivered or failed (system)."""
-        self.auth.require(*GATEWAYS)
-        data = schemas.load(schemas.DeliveryReport, payload)
+    def _report(self, data):
         with self.repo.db.transaction() as conn:
             state = outbox.report(
                 conn, data["reference"], data["provider"], data["status"], self.dispatch.clock.now()
@@ -166,6 +187,25 @@ class NotifyService(EventSourcedService):
         if state is None:
             raise NotFound(f"notification {data['reference']} does not exist")
         return {"notification_id": data["reference"], "state": state}
+
+    def _hook(self, request, provider, schema, act):
+        """A provider's HTTP call: its bearer token checked, its JSON body loaded, the
+        result or a typed error as JSON; nothing of the body is ever echoed."""
+        if not self.dispatch.callback_allowed(provider, request.headers.get("Authorization")):
+            return _json(401, {"error": "Unauthenticated"})
+        try:
+            body = json.loads(request.get_data() or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError
+        except ValueError:
+            return _json(
+                400, {"error": "ValidationError", "message": "the body must be a JSON object"}
+            )
+        try:
+            return _json(200, act(schemas.load(schema, {**body, "provider": provider})))
+        except RembugError as error:
+            status = 404 if isinstance(error, NotFound) else 400
+            return _json(status, {"error": type(error).__name__, "message": error.message})
 
     # -- reading -----------------------------------------------------------------------
 
@@ -216,6 +256,10 @@ class NotifyService(EventSourcedService):
 
     def _already_done(self, command_id):
         return command_id is not None and self.repo.store.events_of_command(command_id)
+
+
+def _json(status, payload):
+    return status, {"Content-Type": "application/json"}, json.dumps(payload)
 
 
 def _jsonable(page):

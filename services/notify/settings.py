@@ -17,6 +17,9 @@ A provider is an object with ``name``, ``channel`` (``sms``, ``whatsapp``,
 default 1: the order of fallback) and ``rate`` (messages per second, default
 50). ``http``: ``url``, ``token`` (sent as a bearer token), ``sender`` (the SMS
 sender id, at most 11 characters), ``timeout`` (seconds, default 10).
+An HTTP provider that calls back (delivery reports, inbound SMS) gets
+``callback_token``: its calls to ``POST /notify/providers/<name>/reports`` and
+``/inbound`` must carry it as a bearer token.
 ``smtp``: ``host``, ``port``, ``sender`` (the From address), ``username``,
 ``password``, ``starttls`` (default false), ``timeout``. Tokens and passwords
 are never logged or shown.

@@ -30,6 +30,7 @@ from nameko.testing.utils import get_extension
 from services.notify.service import NotifyService
 from shared.auth import Auth, issue_token
 from shared.envelope import Event
+from shared.health import http_address
 from shared.repository import EventStoreProvider
 from shared.service import EventSourcedService
 from shared.subscriber import Subscription
@@ -101,6 +102,7 @@ class FakeProvider(Server):
             "priority": priority,
             "rate": rate,
             "timeout": 2,
+            "callback_token": f"callback-{self.name}",
         }
 
     def mode(self, mode, delay=0.0):
@@ -260,6 +262,8 @@ class Node:
         self.monkeypatch.setenv("DATABASE_URL", self.notify_url)
         self.notify = self.container_factory(NotifyService, self.config)
         self.notify.start()
+        host, port = http_address(self.notify)  # a free local port, as the platform picks
+        self.web_url = f"http://{host}:{port}"
         for subscription in self.notify.extensions:
             if (
                 isinstance(subscription, Subscription)

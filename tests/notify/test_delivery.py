@@ -3,6 +3,8 @@
 import time
 from datetime import datetime, timedelta
 
+import requests
+
 from tests import factories as f
 from tests.notify.conftest import wait_until
 
@@ -204,3 +206,41 @@ def test_addresses_never_leave_notify_and_erasure_purges_them(node):
     assert node.query("SELECT * FROM contacts WHERE user_id = 'u-bendahara'") == []
     [row] = node.notifications(user_id="u-bendahara")
     assert row["address"] is None and row["content"] is None and row["purged_at"] is not None
+
+
+def test_providers_call_back_over_http_with_their_token(node):
+    budget = lurah_by_sms(node)
+    expense(budget, 1)
+    wait_until(lambda: states(node) == ["sent"], what="sent")
+    reference = node.sms.receipts()[0]["body"]["reference"]
+    hook = f"{node.web_url}/notify/providers/sms-primary"
+    good = {"Authorization": "Bearer callback-sms-primary"}
+
+    refused = requests.post(
+        f"{hook}/reports",
+        json={"reference": reference, "status": "delivered"},
+        headers={"Authorization": "Bearer callback-sms-backup"},
+        timeout=5,
+    )
+    assert refused.status_code == 401, (refused.text, refused.headers)
+    assert states(node) == ["sent"]
+    bad = requests.post(
+        f"{hook}/reports", json={"reference": reference, "status": "read"}, headers=good, timeout=5
+    )
+    assert bad.status_code == 400, bad.text
+    done = requests.post(
+        f"{hook}/reports",
+        json={"reference": reference, "status": "delivered"},
+        headers=good,
+        timeout=5,
+    )
+    assert done.status_code == 200 and done.json()["state"] == "delivered"
+    assert states(node) == ["delivered"]
+
+    stop = requests.post(
+        f"{hook}/inbound", json={"sender": PHONE, "text": "BERHENTI"}, headers=good, timeout=5
+    )
+    assert stop.json() == {"opted_out": True} and PHONE not in stop.text
+    expense(budget, 2)
+    wait_until(lambda: len(node.notifications()) == 2, what="the second notice")
+    assert node.notifications()[1]["channel"] == "in_app"
