@@ -1,5 +1,6 @@
 """Delivery: fallback and recovery, retries, quiet hours, opt-out, reports, retention."""
 
+import json
 import time
 from datetime import datetime, timedelta
 
@@ -244,3 +245,35 @@ def test_providers_call_back_over_http_with_their_token(node):
     expense(budget, 2)
     wait_until(lambda: len(node.notifications()) == 2, what="the second notice")
     assert node.notifications()[1]["channel"] == "in_app"
+
+
+def test_whatsapp_goes_as_the_approved_template_with_its_parameters_after_opt_in(node):
+    budget = node.source("budget")
+    node.start_notify()
+    register(
+        node, "u-lurah", "lurah", phone=PHONE, channels=["whatsapp", "sms"], whatsapp_opt_in=True
+    )
+    register(node, "u-bendahara", "bendahara", phone="+6281234500002", channels=["whatsapp", "sms"])
+    expense(budget, 3)
+    wait_until(lambda: node.whatsapp.receipts() and node.sms.receipts(), what="both messages")
+    [message] = node.whatsapp.receipts()
+    assert message["body"]["to"] == PHONE
+    assert message["body"]["template"] == "rembug_belanja_persetujuan_v1"
+    assert message["body"]["parameters"] == ["Rp 3.000", "Belanja 3"]
+    assert node.sms.receipts()[0]["body"]["to"] == "+6281234500002"  # no opt-in: SMS instead
+
+
+def test_a_provider_is_never_sent_more_than_its_rate(node, monkeypatch):
+    budget = node.source("budget")
+    settings = [node.sms.settings(priority=1, rate=4)]  # 4 a second, one provider
+    monkeypatch.setenv("NOTIFY_PROVIDERS", json.dumps(settings))
+    node.start_notify()
+    register(node, "u-lurah", "lurah", phone=PHONE, channels=["sms"])
+    for n in range(12):
+        expense(budget, n)
+    wait_until(lambda: len(node.sms.receipts()) == 12, what="all twelve", timeout=20)
+    times = sorted(r["at"] for r in node.sms.receipts())
+    # a token bucket of 4 per second, bursts of 4: any window of one second holds at most 8
+    for i, start in enumerate(times):
+        assert len([t for t in times[i:] if t < start + 1.0]) <= 8
+    assert times[-1] - times[0] >= (12 - 4) / 4 - 0.2  # the rest had to wait for tokens
