@@ -141,31 +141,42 @@ def claim(db, now, lease_until, sms_ok, channels, limit):
         ).fetchall()
 
 
+RECORD = """
+UPDATE notifications n SET state = u.state, provider = coalesce(u.provider, n.provider),
+    provider_message_id = coalesce(u.pid, n.provider_message_id), last_error = u.error,
+    next_attempt_at = u.retry, lease_until = NULL,
+    history = n.history || jsonb_build_array(
+        jsonb_build_object('state', u.state, 'at', %(at)s::text)
+        || CASE WHEN u.provider IS NULL THEN '{}'::jsonb
+                ELSE jsonb_build_object('provider', u.provider) END)
+FROM unnest(%(ids)s::uuid[], %(states)s::text[], %(providers)s::text[], %(pids)s::text[],
+            %(errors)s::text[], %(retries)s::timestamptz[]) AS u(id, state, provider, pid, error, retry)
+WHERE n.id = u.id AND n.state = 'sending'
+"""
+
+
 def record(db, outcomes, now):
-    """Record each ``(id, state, provider, provider_message_id, error, retry_at)`` of a batch.
+    """Record each ``(id, state, provider, provider_message_id, error, retry_at)`` of a batch,
+    in one statement.
 
     Only a notification still ``sending`` moves: a provider's report that came
     first (delivered, failed) is not overwritten.
     """
-    params = [
-        {
-            "id": id_,
-            "state": state,
-            "provider": provider,
-            "pid": pid,
-            "error": error,
-            "retry": retry_at or now,
-            "step": _step(state, now, **({"provider": provider} if provider else {})),
-        }
-        for id_, state, provider, pid, error, retry_at in outcomes
-    ]
-    with db.transaction() as conn, conn.cursor() as cursor:
-        cursor.executemany(
-            "UPDATE notifications SET state = %(state)s, provider = coalesce(%(provider)s, provider),"
-            " provider_message_id = coalesce(%(pid)s, provider_message_id),"
-            " last_error = %(error)s, next_attempt_at = %(retry)s, lease_until = NULL,"
-            " history = history || %(step)s WHERE id = %(id)s AND state = 'sending'",
-            params,
+    if not outcomes:
+        return
+    ids, states, providers, pids, errors, retries = (list(c) for c in zip(*outcomes, strict=True))
+    with db.transaction() as conn:
+        conn.execute(
+            RECORD,
+            {
+                "at": now.isoformat(),
+                "ids": ids,
+                "states": states,
+                "providers": providers,
+                "pids": pids,
+                "errors": errors,
+                "retries": [retry or now for retry in retries],
+            },
         )
 
 
