@@ -1,11 +1,18 @@
-"""``make run``: set up and start one kelurahan node on the local servers.
+"""``make run``: set up and start the city node and two kelurahan nodes on the local servers.
 
-Creates the node's RabbitMQ vhost and its databases (one per service), applies
-their migrations, then starts every service and its relay as child processes,
-prints how to call them, and stays in the foreground: Ctrl-C stops the node.
-A child that dies is reported and stops the node, so nothing runs half-up;
-if the supervisor itself is killed, its children are stopped by the kernel.
-State (the node's signing secret, logs) lives under ``run/<kelurahan code>/``.
+Without ``--kelurahan``: the city node (vhost ``rembug-city``) and the nodes of
+Pengasinan (32.75.05.1002) and Jatimakmur (32.75.08.1003), each service with
+its relay and its replication link (the kelurahan publish up to the city as
+their own broker users; the city's decisions come down). With ``--kelurahan
+CODE``: that one kelurahan node alone, without a city.
+
+For each node it creates the RabbitMQ vhost and the databases (one per
+service), applies their migrations, then starts every process as a child,
+prints how to call them, and stays in the foreground: Ctrl-C stops everything.
+A child that dies is reported and stops all, so nothing runs half-up; if the
+supervisor itself is killed, its children are stopped by the kernel. State (a
+node's signing secret, logs) lives under ``run/<code>/`` (``run/32.75/`` for the
+city).
 """
 
 import argparse
@@ -24,7 +31,8 @@ from pathlib import Path
 
 import psycopg
 
-from shared import wilayah
+from shared import replication, wilayah
+from shared.config import CITY_CODE
 from shared.db import MIGRATIONS, Database, migrate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +52,8 @@ SERVICES = {
 }
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DEFAULT_KELURAHAN = "32.75.05.1002"  # Pengasinan, Kec. Rawalumbu
+DEMO_KELURAHAN = (DEFAULT_KELURAHAN, "32.75.08.1003")  # and Jatimakmur, Kec. Pondokgede
+CITY_VHOST = "rembug-city"
 RABBIT_API = os.environ.get("RABBIT_API_URI", "http://guest:guest@127.0.0.1:15672")
 AMQP_SERVER = os.environ.get("AMQP_SERVER", "pyamqp://guest:guest@127.0.0.1:5672")
 PG_SERVER = os.environ.get("PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
@@ -76,34 +86,60 @@ def pii_master_key(state):
 
 
 def vhost_name(code):
-    return f"kelurahan-{code}"
+    return CITY_VHOST if code == CITY_CODE else f"kelurahan-{code}"
+
+
+def node_label(code):
+    return "the city" if code == CITY_CODE else f"Kelurahan {wilayah.name_of(code)}"
 
 
 def database_name(code, service):
     return f"rembug_{code.replace('.', '_')}_{service}"
 
 
-def ensure_vhost(vhost):
-    """Create the vhost and give the broker user full rights on it (idempotent)."""
+def _management_put(path, body):
     api = urllib.parse.urlparse(RABBIT_API)
     base = f"{api.scheme}://{api.hostname}:{api.port or 15672}/api"
-    user = api.username or "guest"
     auth = urllib.request.HTTPPasswordMgrWithDefaultRealm()
-    auth.add_password(None, base, user, api.password or "guest")
+    auth.add_password(None, base, api.username or "guest", api.password or "guest")
     opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(auth))
+    request = urllib.request.Request(
+        f"{base}/{path}",
+        data=json.dumps(body).encode(),
+        method="PUT",
+        headers={"content-type": "application/json"},
+    )
+    opener.open(request, timeout=10).close()
+
+
+def ensure_vhost(vhost):
+    """Create the vhost and give the broker user full rights on it (idempotent)."""
+    user = urllib.parse.urlparse(RABBIT_API).username or "guest"
     quoted = urllib.parse.quote(vhost, safe="")
+    _management_put(f"vhosts/{quoted}", {})
+    _management_put(
+        f"permissions/{quoted}/{user}", {"configure": ".*", "write": ".*", "read": ".*"}
+    )
 
-    def put(path, body):
-        request = urllib.request.Request(
-            f"{base}/{path}",
-            data=json.dumps(body).encode(),
-            method="PUT",
-            headers={"content-type": "application/json"},
-        )
-        opener.open(request, timeout=10).close()
 
-    put(f"vhosts/{quoted}", {})
-    put(f"permissions/{quoted}/{user}", {"configure": ".*", "write": ".*", "read": ".*"})
+def ensure_city_link(code, state):
+    """The kelurahan's own user on the city vhost, with the rights of the deployed
+    definitions (publish up under its code only, read its own queues); returns its
+    ``CITY_AMQP_URI``."""
+    user = replication.kelurahan_user(code)
+    password = node_secret(state, "city_password", lambda: secrets.token_urlsafe(24))
+    escaped, vhost = code.replace(".", r"\."), urllib.parse.quote(CITY_VHOST, safe="")
+    _management_put(f"users/{user}", {"password": password, "tags": ""})
+    _management_put(
+        f"permissions/{vhost}/{user}",
+        {"configure": "^$", "write": r"^replication\.up$", "read": rf"^kelurahan\.{escaped}\."},
+    )
+    _management_put(
+        f"topic-permissions/{vhost}/{user}",
+        {"exchange": "replication.up", "write": rf"^{escaped}\.", "read": "^$"},
+    )
+    server = urllib.parse.urlsplit(AMQP_SERVER)
+    return f"{server.scheme}://{user}:{password}@{server.hostname}:{server.port or 5672}/{vhost}"
 
 
 def ensure_database(name):
@@ -121,12 +157,13 @@ def http_port(code, service):
     return HTTP_PORT_BASE + 10 * node_index + 1 + list(SERVICES).index(service)
 
 
-def service_environment(code, service, state):
+def service_environment(code, service, state, city_uri=None):
     vhost = urllib.parse.quote(vhost_name(code), safe="")
     return {
         **os.environ,
         "KELURAHAN_CODE": code,
-        "NODE_ROLE": "kelurahan",
+        "NODE_ROLE": "city" if code == CITY_CODE else "kelurahan",
+        **({"CITY_AMQP_URI": city_uri} if city_uri else {}),
         "AMQP_URI": f"{AMQP_SERVER}/{vhost}",
         "DATABASE_URL": f"{PG_SERVER}/{database_name(code, service)}",
         "AUTH_SECRET": auth_secret(state),
@@ -138,10 +175,12 @@ def service_environment(code, service, state):
     }
 
 
-def set_up(code):
-    """Broker and database objects of the node; returns each service's environment."""
+def set_up(code, linked=False):
+    """Broker and database objects of the node; returns each service's environment.
+    ``linked``: a kelurahan replicating to the local city node."""
     state = node_paths(code)
     ensure_vhost(vhost_name(code))
+    city_uri = ensure_city_link(code, state) if linked and code != CITY_CODE else None
     environments = {}
     for service, spec in SERVICES.items():
         url = ensure_database(database_name(code, service))
@@ -149,7 +188,7 @@ def set_up(code):
         applied = migrate(db, MIGRATIONS, spec["migrations"])
         db.close()
         print(f"  {service}: database ready ({len(applied)} migrations applied now)")
-        environments[service] = service_environment(code, service, state)
+        environments[service] = service_environment(code, service, state, city_uri)
     return state, environments
 
 
@@ -158,8 +197,9 @@ def die_with_parent():
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def start(state, environments):
-    """Start every service and its relay; returns the child processes by name."""
+def start(state, environments, label, linked=False):
+    """Start every service, its relay and (``linked``) its replication link; returns the
+    child processes by name (``<label>/<process>``)."""
     bin_dir = Path(sys.executable).parent
     children = {}
     for service, env in environments.items():
@@ -173,9 +213,16 @@ def start(state, environments):
             ],
             f"{service}-relay": [sys.executable, "-m", "shared.relay", service],
         }
+        if linked:
+            commands[f"{service}-replication"] = [
+                sys.executable,
+                "-m",
+                "shared.replication",
+                service,
+            ]
         for name, command in commands.items():
             log = (state / f"{name}.log").open("ab")
-            children[name] = subprocess.Popen(
+            children[f"{label}/{name}"] = subprocess.Popen(
                 command, cwd=ROOT, env=env, stdout=log, stderr=log, preexec_fn=die_with_parent
             )
     return children
@@ -188,16 +235,21 @@ def print_usage(code, state, environments):
         for service, e in environments.items()
     )
     print(f"""
-rembug node for Kelurahan {wilayah.name_of(code)} ({code}) is running.
+rembug node for {node_label(code)} ({code}) is running.
   broker:  {env["AMQP_URI"]}
   logs:    {state}/*.log (JSON lines)
-  health, readiness, metrics:{health}
+  health, readiness, metrics:{health}""")
 
-Call it (another terminal):
+
+def print_calls(code):
+    camat = "--kelurahan 32.75 --role camat --scope 32.75.05"
+    print(f"""
+Call the nodes (another terminal):
   .venv/bin/python -m deploy.local.token --kelurahan {code} --role operator   # prints a token
-  .venv/bin/python -m deploy.local.call proposals.status
-  .venv/bin/python -m deploy.local.call --role operator proposals.list_proposals '{{}}'
-Ctrl-C stops the node.""")
+  .venv/bin/python -m deploy.local.call --kelurahan {code} proposals.status
+  .venv/bin/python -m deploy.local.call --kelurahan {code} --role operator proposals.list_proposals '{{}}'
+  .venv/bin/python -m deploy.local.call {camat} proposals.list_proposals '{{"kecamatan": "32.75.05"}}'
+Ctrl-C stops everything.""")
 
 
 def supervise(children):
@@ -227,17 +279,33 @@ def supervise(children):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kelurahan", default=os.environ.get("KELURAHAN_CODE", DEFAULT_KELURAHAN))
+    parser.add_argument(
+        "--kelurahan",
+        default=os.environ.get("KELURAHAN_CODE"),
+        help="run this one kelurahan node alone (default: the city and two)",
+    )
     parser.add_argument("--setup-only", action="store_true", help="create objects, start nothing")
     args = parser.parse_args(argv)
-    if not wilayah.is_kelurahan(args.kelurahan):
+    if args.kelurahan and not wilayah.is_kelurahan(args.kelurahan):
         sys.exit(f"{args.kelurahan!r} is not a kelurahan code of Kota Bekasi (see shared/data)")
-    print(f"setting up node {args.kelurahan} ({wilayah.name_of(args.kelurahan)})")
-    state, environments = set_up(args.kelurahan)
+    codes = [args.kelurahan] if args.kelurahan else [CITY_CODE, *DEMO_KELURAHAN]
+    linked = not args.kelurahan
+    if linked:
+        ensure_vhost(CITY_VHOST)
+        city_amqp = f"{AMQP_SERVER}/{urllib.parse.quote(CITY_VHOST, safe='')}"
+        replication.declare_topology(city_amqp, DEMO_KELURAHAN, list(SERVICES))
+    nodes = {}
+    for code in codes:
+        print(f"setting up the node of {node_label(code)} ({code})")
+        nodes[code] = set_up(code, linked)
     if args.setup_only:
         return
-    children = start(state, environments)
-    print_usage(args.kelurahan, state, environments)
+    children = {}
+    for code, (state, environments) in nodes.items():
+        children |= start(state, environments, code, linked)
+    for code, (state, environments) in nodes.items():
+        print_usage(code, state, environments)
+    print_calls(codes[-1])
     supervise(children)
 
 
