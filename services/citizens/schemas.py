@@ -58,6 +58,7 @@ from services.citizens.domain import (
 )
 from services.citizens.nik import validate_nik
 from services.proposals.schemas import (
+    KECAMATAN_CODE,
     KELURAHAN_CODE,
     PSEUDONYM,
     ActorRef,
@@ -503,6 +504,10 @@ class TargetingQuery(Strict):
 class MonographQuery(Strict):
     as_of = IsoDate(load_default=None)
     format = _choice(("json", "csv"), load_default="json")
+
+
+class CityMonographQuery(Strict):
+    kecamatan = Pattern(KECAMATAN_CODE, "kecamatan code", load_default=None)
 
 
 class GetFamily(Strict):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from services.citizens import schemas, views
+from services.citizens import city, schemas, views
 from services.citizens.domain import (
     Family,
     Resident,
@@ -322,6 +322,19 @@ class CitizensService(EventSourcedService):
         on = views.today() if current else views.as_date(data["as_of"])
         tables = views.monograph(self.repo.db, on, current)
         return views.monograph_csv(tables) if data["format"] == "csv" else tables
+
+    @rpc
+    def city_monograph(self, kecamatan=None):
+        """On the city node: residents per kecamatan and kelurahan, by sex and vulnerable
+        group, from the pseudonymous parts the kelurahan replicate (camat: their own
+        kecamatan; bappeda, admin: any)."""
+        actor = self.auth.require("camat", "bappeda", "admin")
+        data = schemas.load(schemas.CityMonographQuery, {"kecamatan": kecamatan})
+        if actor.role == "camat":
+            if data["kecamatan"] not in (None, actor.kelurahan):
+                raise Forbidden("a camat reads the monograph of their own kecamatan")
+            data["kecamatan"] = actor.kelurahan
+        return city.monograph(self.repo.db, data["kecamatan"])
 
     # -- families --------------------------------------------------------------------------
 
