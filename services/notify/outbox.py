@@ -77,17 +77,19 @@ def row(cause, event_type, template, contact, channel, rendering, now):
     ]
 
 
-def create(conn, rows):
+def create(conn, rows, count=True):
     """Insert notifications (:func:`row`) in one statement; a (cause, person) already
-    notified is skipped. Returns how many were new."""
+    notified is skipped. Returns how many were new (None without ``count``: in a
+    pipeline, counting would wait for the server)."""
     if not rows:
         return 0
     values = ", ".join(["(" + ", ".join(["%s"] * len(rows[0])) + ")"] * len(rows))
-    return conn.execute(
+    cursor = conn.execute(
         f"INSERT INTO notifications ({INSERT_COLUMNS}) VALUES {values}"
-        " ON CONFLICT (cause, user_id) DO NOTHING",
+        " ON CONFLICT (cause, user_id) DO NOTHING" + (" RETURNING 1" if count else ""),
         [value for r in rows for value in r],
-    ).rowcount
+    )
+    return len(cursor.fetchall()) if count else None
 
 
 REROUTE_OPTED_OUT = """
