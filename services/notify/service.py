@@ -1,9 +1,10 @@
 """The notify service: every person concerned hears what happened, once.
 
-Subscriptions (catch-up through each source's ``replay``, then live; one
-event at a time, its effects committed with the consumer's position, see
-:mod:`shared.subscriber`) turn the proposals, citizens and budget services'
-events into notifications (:mod:`services.notify.notifier`); the
+Subscriptions (catch-up through each source's ``replay``, then live; the
+events waiting, up to ``BATCH``, handed to one call whose effects commit with
+the consumer's position, see :mod:`shared.subscriber`) turn the proposals,
+citizens and budget services' events into notifications
+(:mod:`services.notify.notifier`); the
 :mod:`~services.notify.dispatcher` sends them. The contact registry (who is
 reached where, in which role) is event-sourced here: ``contact-<user id>``
 streams whose addresses are sealed per contact (``personal=True``).
