@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from nameko.timer import timer
 
-from services.budget import reports, schemas, views
+from services.budget import city, reports, schemas, views
 from services.budget.domain import (
     ACCOUNTANTS,
     OVERDUE_DAYS,
@@ -420,6 +420,20 @@ class BudgetService(EventSourcedService):
         data = schemas.load(schemas.AsOfReport, payload)
         report = reports.trial_balance(self.repo.db, data["as_of"] or today())
         return _formatted(report, data["format"])
+
+    @rpc
+    def city_realisation(self, fiscal_year):
+        """On the city node: per kelurahan, allocation and realisation of a fiscal year and
+        the advances still owed (camat: their own kecamatan; bappeda, admin: all)."""
+        actor = self.auth.require("camat", "bappeda", "admin")
+        data = schemas.load(schemas.YearRef, {"fiscal_year": fiscal_year})
+        report = city.realisation(self.repo.db, data["fiscal_year"], today())
+        if actor.role == "camat":
+            scope = actor.kelurahan + "."
+            report["kelurahan"] = [
+                k for k in report["kelurahan"] if k["kelurahan"].startswith(scope)
+            ]
+        return report
 
     # -- plumbing --------------------------------------------------------------------------
 

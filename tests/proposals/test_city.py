@@ -2,79 +2,39 @@
 down to the kelurahan that owns the proposal. Two brokers (vhosts), two databases, the
 real replication links in threads."""
 
-import threading
-import uuid
 from contextlib import contextmanager
-from urllib.parse import quote
 
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from services.proposals.service import ProposalsService
-from shared import config as configmod
-from shared import replication
+from services.proposals.service import MIGRATIONS, ProposalsService
 from shared.auth import issue_token
 from tests import factories as f
+from tests.city import city_node
 from tests.conftest import AUTH_SECRET
-from tests.platform.test_replication import (  # noqa: F401  (schema_url is a fixture)
-    CityBroker,
-    api,
-    schema_url,
-    wait_until,
-)
+from tests.platform.test_replication import schema_url, wait_until  # noqa: F401  (a fixture)
 
 FORUM = "32.75.05.1002-2027"
 
 
 @pytest.fixture
 def city(container_factory, service_env, schema_url, monkeypatch):  # noqa: F811
-    """The city node's proposals service and the replication links of both nodes."""
-    vhost = f"city-{uuid.uuid4().hex[:8]}"
-    api("PUT", f"vhosts/{vhost}")
-    api("PUT", f"permissions/{vhost}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
-    city_uri = service_env["AMQP_URI"].rsplit("/", 1)[0] + "/" + quote(vhost, safe="")
-    broker = CityBroker({"vhost": vhost, "AMQP_URI": city_uri})
-    city_env = {
-        **service_env,
-        "NODE_ROLE": "city",
-        "KELURAHAN_CODE": configmod.CITY_CODE,
-        "AMQP_URI": city_uri,
-        "DATABASE_URL": schema_url(),
-    }
-    for key, value in city_env.items():
-        monkeypatch.setenv(key, value)
-    container = container_factory(ProposalsService, {"AMQP_URI": city_uri})
-    container.start()
-    for key, value in service_env.items():  # the kelurahan's environment again
-        monkeypatch.setenv(key, value)
+    """A client factory for the city node's proposals service, while both nodes replicate."""
+    with city_node("proposals", service_env, schema_url(), MIGRATIONS) as (_, city_env):
+        for key, value in city_env.items():
+            monkeypatch.setenv(key, value)
+        container_factory(ProposalsService, {"AMQP_URI": city_env["AMQP_URI"]}).start()
+        for key, value in service_env.items():  # the kelurahan's environment again
+            monkeypatch.setenv(key, value)
 
-    stop = threading.Event()
-    kelurahan_link = threading.Thread(
-        target=replication.run_kelurahan_link,
-        args=(
-            configmod.load("proposals", service_env),
-            broker.add_kelurahan(f.PENGASINAN),
-            stop,
-        ),
-    )
-    city_link = threading.Thread(
-        target=replication.run_city_link, args=(configmod.load("proposals", city_env), stop)
-    )
-    kelurahan_link.start()
-    city_link.start()
+        @contextmanager
+        def client(actor):
+            context = {"authorization": issue_token(AUTH_SECRET, actor)}
+            config = {"AMQP_URI": city_env["AMQP_URI"]}
+            with ServiceRpcProxy("proposals", config, context_data=context) as proxy:
+                yield proxy
 
-    @contextmanager
-    def client(actor):
-        context = {"authorization": issue_token(AUTH_SECRET, actor)}
-        with ServiceRpcProxy("proposals", {"AMQP_URI": city_uri}, context_data=context) as proxy:
-            yield proxy
-
-    yield client
-    stop.set()
-    kelurahan_link.join(15)
-    city_link.join(15)
-    broker.remove_users()
-    api("DELETE", f"vhosts/{quote(vhost, safe='')}")
+        yield client
 
 
 def forwarded(proposals):
