@@ -76,7 +76,9 @@ def hostile_value(field):
             WRONG_TYPES,
         )
     if field in ("description", "activity_name"):  # free text: SQL-looking text is valid
-        return st.one_of(HUGE, CONTROL.map(lambda c: f"Belanja {c} rutin"), st.just(" "), WRONG_TYPES)
+        return st.one_of(
+            HUGE, CONTROL.map(lambda c: f"Belanja {c} rutin"), st.just(" "), WRONG_TYPES
+        )
     if field == "receipt":  # optional: None is a valid "no receipt"
         return st.one_of(SQL, HUGE, WRONG_TYPES.filter(lambda value: value is not None))
     return st.one_of(SQL, HUGE, WRONG_TYPES)
