@@ -44,6 +44,7 @@ from marshmallow.validate import Equal, Length, OneOf, Range, Regexp
 
 from services.budget import schemas as budget_schemas
 from services.citizens import schemas as citizens_schemas
+from services.notify import schemas as notify_schemas
 from services.proposals import schemas as proposals_schemas
 from shared.actor import ROLES
 from shared.envelope import CONTENT_TYPE, PERSONAL, SPEC_VERSION
@@ -59,6 +60,7 @@ SERVICES = {
     "proposals": proposals_schemas.EVENT_SCHEMAS,
     "citizens": citizens_schemas.EVENT_SCHEMAS | citizens_schemas.ACCESS_EVENT_SCHEMAS,
     "budget": budget_schemas.EVENT_SCHEMAS,
+    "notify": notify_schemas.EVENT_SCHEMAS,
 }
 
 #: The ``source`` of a service's events: ``/kelurahan/<code>/<service>`` or ``/city/32.75/<service>``.
