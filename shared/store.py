@@ -21,6 +21,7 @@ Guarantees, each proven by a test against a real server
 6. Events stored under an older schema version are upcast when read.
 """
 
+import re
 from dataclasses import dataclass
 
 import psycopg
@@ -116,7 +117,7 @@ class EventStore:
             for _, expected, events in batches
         ]
         statements = [] if project is None else list(project(pending))
-        statements.append(_append_statement(batches, command_id))
+        statements = _with_append(statements, _append_statement(batches, command_id))
         with self.db.connection() as conn:
             try:
                 last_seq, bases = _run_as_one_transaction(conn, statements)[-1]
@@ -223,6 +224,19 @@ def _append_statement(batches, command_id):
     expected = [expected for _, expected, _ in batches]
     events = Jsonb([_payload(events) for _, _, events in batches])
     return APPEND_MANY, [command_id, streams, expected, events]
+
+
+def _with_append(statements, append):
+    """The projection's statements and the append, in that order; a lone INSERT, UPDATE
+    or DELETE rides in the append's statement as a data-modifying WITH (it runs to
+    completion in the same statement), so the command is one prepared statement."""
+    if len(statements) == 1 and _EMBEDDABLE.match(statements[0][0]):
+        (sql, params), (append_sql, append_params) = statements[0], append
+        return [(f"WITH projection AS ({sql}) {append_sql}", [*params, *append_params])]
+    return [*statements, append]
+
+
+_EMBEDDABLE = re.compile(r"\s*(INSERT|UPDATE|DELETE)\b", re.IGNORECASE)
 
 
 def _payload(events):
