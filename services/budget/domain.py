@@ -464,10 +464,11 @@ class Expense(BudgetAggregate):
                 "amount": data["amount"],
                 "date": data["date"],
                 "description": data["description"],
-                "payee": data.get("payee"),
                 "receipt": json_copy(data.get("receipt")),
                 "activity_id": data.get("activity_id"),
                 "status": "awaiting_approval",
+                # who was paid may be a person: kept on the node, never published
+                "personal": {"payee": data.get("payee")},
             },
             meta,
         )
@@ -534,7 +535,8 @@ class Expense(BudgetAggregate):
         self.line_id, self.category = data["line_id"], data["category"]
         self.amount, self.date = data["amount"], data["date"]
         self.description, self.receipt = data["description"], data["receipt"]
-        self.data = dict(data)
+        personal = data.get("personal") or {}
+        self.data = {**{k: v for k, v in data.items() if k != "personal"}, **personal}
         self.recorded_by = (meta.get("actor") or {}).get("id")
         self.approved_by = self.paid_by = None
 

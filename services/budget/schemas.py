@@ -355,6 +355,12 @@ class TransactionPostedEvent(Event):
     receipt = fields.Nested(Receipt, required=True, allow_none=True)
 
 
+class ExpensePersonal(Strict):
+    """Kept in the node's store, never published (``data["personal"]``)."""
+
+    payee = Text(1, 100, multiline=False, required=True, allow_none=True)
+
+
 class ExpenseRecordedEvent(Event):
     expense_id = UuidStr(required=True)
     line_id = _line_id(required=True)
@@ -362,10 +368,10 @@ class ExpenseRecordedEvent(Event):
     amount = _amount(required=True)
     date = IsoDate(required=True)
     description = _description(required=True)
-    payee = Text(1, 100, multiline=False, required=True, allow_none=True)
     receipt = fields.Nested(Receipt, required=True, allow_none=True)
     activity_id = UuidStr(required=True, allow_none=True)
     status = fields.String(required=True, validate=OneOf(("awaiting_approval",)))
+    personal = fields.Nested(ExpensePersonal, required=True)
 
 
 class ExpenseApprovedEvent(Event):

@@ -227,3 +227,12 @@ def test_a_line_is_planned_once_and_revised_not_below_its_commitments(opened):
         assert "Rp 300.000 short" in refused.error.message
         revised = lurah.revise_line(line_id=TRANSPORT, allocated=3_000_000, reason="tambahan")
     assert revised["allocated"] == 3_000_000 and revised["remaining"] == 2_200_000
+
+
+def test_who_was_paid_stays_on_the_node(opened):
+    with opened(OPERATOR) as op:
+        expense = op.record_expense(**expense_payload(payee="Warung Bu Sari"))
+        assert op.get_expense(expense["expense_id"])["payee"] == "Warung Bu Sari"
+    with opened(f.system()) as system:
+        published = system.replay(after=0, limit=5000)
+    assert "Warung Bu Sari" not in str(published)
