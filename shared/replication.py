@@ -52,7 +52,6 @@ and the relay down.
 import argparse
 import contextlib
 import importlib
-import json
 import logging
 import os
 import signal
@@ -61,6 +60,7 @@ import time
 from urllib.parse import unquote, urlsplit
 
 import amqp
+import orjson
 import psycopg
 from kombu import Connection, Exchange, Producer, Queue
 from psycopg.types.json import Jsonb
@@ -80,7 +80,7 @@ UPLINK_TARGET = "city"
 RESEND = "control.resend"
 RESEND_INTERVAL = 5.0  # seconds between two resend requests to one source
 BATCH_SIZE = 500
-BATCH_WAIT = 0.05  # seconds a partial batch waits for more messages
+BATCH_WAIT = 0.05  # seconds a batch waits, from its first message, for more to fill it
 RECOVERABLE = (amqp.exceptions.AMQPError, OSError, psycopg.OperationalError, ConnectionError)
 
 
@@ -308,6 +308,7 @@ class Ingest:
         self._conn = None
         self._queue = None
         self._pending = []
+        self._closes_at = 0.0  # when the pending batch stops waiting for more messages
 
     # -- running -------------------------------------------------------------------------------
 
@@ -339,22 +340,18 @@ class Ingest:
         self._connect()
         deadline = time.monotonic() + wait
         while len(self._pending) < self.batch_size:
-            timeout = deadline - time.monotonic() if not self._pending else BATCH_WAIT
+            timeout = (self._closes_at if self._pending else deadline) - time.monotonic()
             if timeout <= 0:
                 break
-            before = len(self._pending)
             with contextlib.suppress(TimeoutError):
                 self._conn.drain_events(timeout=timeout)
-            if len(self._pending) == before and self._pending:
-                break
         self._conn.heartbeat_check()
         messages, self._pending = self._pending, []
         if not messages:
             return 0
-        stored, resend = self._store(messages)
-        for message in messages:
-            if not message.acknowledged:
-                message.ack()
+        stored, resend, last = self._store(messages)
+        if last is not None:  # every message up to it, the refused ones already rejected
+            last.ack(multiple=True)
         for source, position in resend.items():
             self._ask_resend(source, position)
         return stored
@@ -381,14 +378,21 @@ class Ingest:
 
     def _store(self, messages):
         """Store the batch's next sequences per source; returns (stored, {source: position
-        to resend from})."""
-        events = {}
+        to resend from}, the last message accepted or None).
+
+        Rows go to the server as the messages' own JSON bodies, one array of
+        CloudEvents for the batch, which it unpacks: nothing is encoded again."""
+        events, last = {}, None
         for message in messages:
             cloudevent = self._accepted(message)
             if cloudevent is not None:
-                events.setdefault(cloudevent["source"], {})[cloudevent["sequence"]] = cloudevent
+                by_sequence = events.setdefault(cloudevent["source"], {})
+                body = message.body  # py-amqp decodes a body with a content encoding
+                body = body if isinstance(body, str) else body.decode()
+                by_sequence[cloudevent["sequence"]] = (cloudevent, body)
+                last = message
         if not events:
-            return 0, {}
+            return 0, {}, None
         rows, resend = [], {}
         with self.db.transaction() as conn:
             known = {
@@ -414,20 +418,21 @@ class Ingest:
                     resend[source] = position
                 updates.append((source, position, head, ask))
             if rows:
-                conn.execute(_INSERT_EVENTS, [Jsonb([_replica_row(ce) for ce in rows])])
+                bodies = "[" + ",".join(body for _, body in rows) + "]"
+                conn.execute(_INSERT_EVENTS, [Jsonb(bodies, dumps=_verbatim)])
             conn.execute(_UPSERT_POSITIONS, [Jsonb([_position_row(*u) for u in updates])])
             if self.project and rows:
-                self.project(conn, [Event.from_cloudevent(ce) for ce in rows])
+                self.project(conn, [Event.from_cloudevent(ce) for ce, _ in rows])
         if rows:
             log.info("stored %d %s events from %d sources", len(rows), self.service, len(events))
-        return len(rows), resend
+        return len(rows), resend, last
 
     def _accepted(self, message):
         """The message's CloudEvent if it is well formed and its publisher owns its
         source; otherwise the message is dead-lettered and the attempt logged."""
         user = message.properties.get("user_id")
         try:
-            cloudevent = json.loads(message.body)
+            cloudevent = orjson.loads(message.body)
             code = code_of(cloudevent["source"])
             sequence = cloudevent["sequence"]
             valid = isinstance(sequence, int) and sequence > 0
@@ -467,12 +472,15 @@ class Ingest:
         queue = ingest_queue(self.service)(channel)
         queue.declare()
         channel.basic_qos(0, self.batch_size * 2, False)
-        self._consumer = conn.Consumer(queue, callbacks=[self._collect], accept=["json"])
+        # on_message: the body stays undecoded until _accepted parses it, once
+        self._consumer = conn.Consumer(queue, on_message=self._collect, accept=["json"])
         self._consumer.consume()
         self._producer = Producer(conn.channel(), exchange=DOWN_EXCHANGE)
         self._conn = conn
 
-    def _collect(self, body, message):
+    def _collect(self, message):
+        if not self._pending:
+            self._closes_at = time.monotonic() + BATCH_WAIT
         self._pending.append(message)
 
     def _disconnect(self):
@@ -487,13 +495,15 @@ class Ingest:
         self.db.close()
 
 
-_INSERT_EVENTS = (
+_INSERT_EVENTS = (  # from the CloudEvents as published (shared.envelope.Event.to_cloudevent)
     "INSERT INTO replica_events (source, sequence, id, stream, version, type, time, data,"
     " data_version, correlation_id, causation_id, actor_id, actor_role)"
-    " SELECT * FROM jsonb_to_recordset(%s) AS e (source text, sequence bigint, id uuid,"
-    " stream text, version integer, type text, time timestamptz, data jsonb,"
-    " data_version integer, correlation_id text, causation_id text, actor_id text,"
-    " actor_role text)"
+    " SELECT source, sequence, id, subject, streamversion, type, time, data,"
+    " coalesce(dataversion, 1), correlationid, causationid, actorid, actorrole"
+    " FROM jsonb_to_recordset(%s) AS e (source text, sequence bigint, id uuid,"
+    " subject text, streamversion integer, type text, time timestamptz, data jsonb,"
+    " dataversion integer, correlationid text, causationid text, actorid text,"
+    " actorrole text)"
     " ON CONFLICT (source, sequence) DO NOTHING"
 )
 _UPSERT_POSITIONS = (
@@ -508,22 +518,9 @@ _UPSERT_POSITIONS = (
 )
 
 
-def _replica_row(ce):
-    return {
-        "source": ce["source"],
-        "sequence": ce["sequence"],
-        "id": ce["id"],
-        "stream": ce["subject"],
-        "version": ce.get("streamversion"),
-        "type": ce["type"],
-        "time": ce["time"],
-        "data": ce["data"],
-        "data_version": ce.get("dataversion", 1),
-        "correlation_id": ce.get("correlationid"),
-        "causation_id": ce.get("causationid"),
-        "actor_id": ce.get("actorid"),
-        "actor_role": ce.get("actorrole"),
-    }
+def _verbatim(body):
+    """A JSON text that is already encoded, as it is."""
+    return body
 
 
 def _position_row(source, position, head, ask):
