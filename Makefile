@@ -32,6 +32,12 @@ asyncapi: setup
 run: setup servers
 	$(BIN)/python -m deploy.local.node
 
+# a Musrenbang day against the nodes `make run` started (another terminal); DEMO_ARGS
+# e.g. "--proposals 40 --residents 200" (python -m deploy.local.demo --help)
+.PHONY: demo
+demo: setup
+	$(BIN)/python -m deploy.local.demo $(DEMO_ARGS)
+
 # the resident memory of a whole kelurahan node started as deployed (deploy/measure_memory.py)
 measure-memory: setup servers
 	$(BIN)/python -m deploy.measure_memory

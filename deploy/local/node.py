@@ -53,7 +53,10 @@ SERVICES = {
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DEFAULT_KELURAHAN = "32.75.05.1002"  # Pengasinan, Kec. Rawalumbu
 DEMO_KELURAHAN = (DEFAULT_KELURAHAN, "32.75.08.1003")  # and Jatimakmur, Kec. Pondokgede
-CITY_VHOST = "rembug-city"
+# A prefix for every node's vhost, databases and run/ directory, so that a test runs its
+# nodes beside a developer's `make run` without touching theirs (none by default).
+NAMESPACE = os.environ.get("REMBUG_NAMESPACE", "")
+CITY_VHOST = f"{NAMESPACE}-rembug-city" if NAMESPACE else "rembug-city"
 RABBIT_API = os.environ.get("RABBIT_API_URI", "http://guest:guest@127.0.0.1:15672")
 AMQP_SERVER = os.environ.get("AMQP_SERVER", "pyamqp://guest:guest@127.0.0.1:5672")
 PG_SERVER = os.environ.get("PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
@@ -61,7 +64,7 @@ HTTP_PORT_BASE = int(os.environ.get("HTTP_PORT_BASE", "18000"))
 
 
 def node_paths(code):
-    state = ROOT / "run" / code
+    state = ROOT / "run" / NAMESPACE / code
     state.mkdir(parents=True, exist_ok=True)
     return state
 
@@ -86,7 +89,8 @@ def pii_master_key(state):
 
 
 def vhost_name(code):
-    return CITY_VHOST if code == CITY_CODE else f"kelurahan-{code}"
+    prefix = f"{NAMESPACE}-" if NAMESPACE else ""
+    return CITY_VHOST if code == CITY_CODE else f"{prefix}kelurahan-{code}"
 
 
 def node_label(code):
@@ -94,7 +98,8 @@ def node_label(code):
 
 
 def database_name(code, service):
-    return f"rembug_{code.replace('.', '_')}_{service}"
+    prefix = f"{NAMESPACE}_" if NAMESPACE else ""
+    return f"rembug_{prefix}{code.replace('.', '_')}_{service}"
 
 
 def _management_put(path, body):
@@ -284,16 +289,24 @@ def main(argv=None):
         default=os.environ.get("KELURAHAN_CODE"),
         help="run this one kelurahan node alone (default: the city and two)",
     )
+    parser.add_argument(
+        "--linked",
+        default=",".join(DEMO_KELURAHAN),
+        help="the kelurahan run with the city, comma-separated (default: %(default)s)",
+    )
     parser.add_argument("--setup-only", action="store_true", help="create objects, start nothing")
     args = parser.parse_args(argv)
+    linked_codes = tuple(args.linked.split(","))
+    if not all(map(wilayah.is_kelurahan, linked_codes)):
+        sys.exit(f"--linked {args.linked!r}: give kelurahan codes of Kota Bekasi, comma-separated")
     if args.kelurahan and not wilayah.is_kelurahan(args.kelurahan):
         sys.exit(f"{args.kelurahan!r} is not a kelurahan code of Kota Bekasi (see shared/data)")
-    codes = [args.kelurahan] if args.kelurahan else [CITY_CODE, *DEMO_KELURAHAN]
+    codes = [args.kelurahan] if args.kelurahan else [CITY_CODE, *linked_codes]
     linked = not args.kelurahan
     if linked:
         ensure_vhost(CITY_VHOST)
         city_amqp = f"{AMQP_SERVER}/{urllib.parse.quote(CITY_VHOST, safe='')}"
-        replication.declare_topology(city_amqp, DEMO_KELURAHAN, list(SERVICES))
+        replication.declare_topology(city_amqp, linked_codes, list(SERVICES))
     nodes = {}
     for code in codes:
         print(f"setting up the node of {node_label(code)} ({code})")
