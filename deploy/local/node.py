@@ -49,6 +49,12 @@ SERVICES = {
         "class": "services.budget.service:BudgetService",
         "migrations": ROOT / "services" / "budget" / "migrations",
     },
+    "notify": {
+        "class": "services.notify.service:NotifyService",
+        "migrations": ROOT / "services" / "notify" / "migrations",
+        # nameko's prefetch, and so notify's subscription batches, follow its workers
+        "environment": {"MAX_WORKERS": "100"},
+    },
 }
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DEFAULT_KELURAHAN = "32.75.05.1002"  # Pengasinan, Kec. Rawalumbu
@@ -174,6 +180,7 @@ def service_environment(code, service, state, city_uri=None):
         "AUTH_SECRET": auth_secret(state),
         "PII_MASTER_KEY": pii_master_key(state),
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{http_port(code, service)}",
+        **SERVICES[service].get("environment", {}),
         "PYTHONPATH": str(ROOT),
         # eventlet's notice, in every log (it warns from the module that imports it)
         "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::Warning:nameko.cli.commands",
