@@ -17,7 +17,7 @@ from deploy.local import node
 from tests import factories as f
 
 ROOT = Path(__file__).resolve().parents[2]
-CODE = "32.75.08.1003"  # Jatimakmur: a node no developer runs by default
+CODE = "32.75.12.1004"  # Jatimurni: a node neither make run nor the demo test runs
 
 
 def run(*args, **kwargs):
