@@ -313,7 +313,9 @@ class Ingest:
     # -- running -------------------------------------------------------------------------------
 
     def run_forever(self, stop_event):
-        """Ingest until ``stop_event`` is set, surviving broker and database outages."""
+        """Ingest until ``stop_event`` is set, surviving broker and database outages. A
+        batch the city's projection fails on is not acknowledged: it is logged (the
+        error's type only) and tried again with backoff, and the ingest keeps running."""
         backoff = BACKOFF_FIRST
         while not stop_event.is_set():
             try:
@@ -322,8 +324,10 @@ class Ingest:
                 while not stop_event.is_set():
                     self.run_once(wait=1.0)
                     backoff = BACKOFF_FIRST
-            except RECOVERABLE as exc:
-                log.warning(
+            except Exception as exc:  # noqa: BLE001 (a failing batch must not stop the city)
+                level = logging.WARNING if isinstance(exc, RECOVERABLE) else logging.ERROR
+                log.log(
+                    level,
                     "ingest of %s interrupted (%s); retrying in %.1f s",
                     self.service,
                     type(exc).__name__,
