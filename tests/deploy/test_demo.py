@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "demotest"
 KELURAHAN = ("32.75.05.1001", "32.75.08.1001")  # Bojong Rawalumbu, Jatiwaringin
 ENV = {**os.environ, "REMBUG_NAMESPACE": NAMESPACE, "HTTP_PORT_BASE": "28000"}
-CONNECTIONS = 90  # PostgreSQL connections three nodes of four services hold, about
+CONNECTIONS = 150  # PostgreSQL connections three nodes of four services can hold
 
 
 def python(*args, timeout=60):
