@@ -17,24 +17,48 @@ KINDS = {"proposal": Proposal, "forum": Forum}
 
 
 def project(conn, events):
-    """Bring the city's views of every proposal and forum in ``events`` up to date."""
-    touched = {(e.source, e.stream) for e in events if e.stream.split("-", 1)[0] in KINDS}
-    for source, stream in sorted(touched):
-        aggregate, first = replicated(conn, source, stream)
-        for sql, params in views.project([(aggregate, [SimpleNamespace(time=first)])]):
-            conn.execute(sql, params)
+    """Bring the city's views of every proposal and forum in ``events`` up to date: one
+    query reads every touched stream, and the upserts go as one batch per view."""
+    touched = sorted({(e.source, e.stream) for e in events if e.stream.split("-", 1)[0] in KINDS})
+    if not touched:
+        return
+    rows = conn.execute(
+        f"SELECT source, stream, {_COLUMNS} FROM replica_events"
+        " WHERE (source, stream) IN (SELECT * FROM unnest(%s::text[], %s::text[]))"
+        " ORDER BY source, stream, sequence",
+        [[source for source, _ in touched], [stream for _, stream in touched]],
+    ).fetchall()
+    by_stream = {}
+    for row in rows:
+        by_stream.setdefault((row["source"], row["stream"]), []).append(row)
+    upserts = {}
+    for (_, stream), stream_rows in by_stream.items():
+        aggregate = _rebuilt(stream, stream_rows)
+        first = [SimpleNamespace(time=stream_rows[0]["time"])]
+        for sql, params in views.project([(aggregate, first)]):
+            upserts.setdefault(sql, []).append(params)
+    with conn.cursor() as cursor:
+        for sql, params in upserts.items():
+            cursor.executemany(sql, params)
+
+
+_COLUMNS = "type, data, time, actor_id, actor_role"
 
 
 def replicated(conn, source, stream):
     """The proposal or forum of a replicated stream rebuilt from its events, and the
     time of its first event."""
-    kind, _, id_ = stream.partition("-")
     rows = conn.execute(
-        "SELECT type, data, time, actor_id, actor_role FROM replica_events"
-        " WHERE source = %s AND stream = %s ORDER BY sequence",
+        f"SELECT {_COLUMNS} FROM replica_events WHERE source = %s AND stream = %s"
+        " ORDER BY sequence",
         [source, stream],
     ).fetchall()
-    aggregate = KINDS[kind].replay(
+    return _rebuilt(stream, rows), rows[0]["time"]
+
+
+def _rebuilt(stream, rows):
+    kind, _, id_ = stream.partition("-")
+    return KINDS[kind].replay(
         id_,
         [
             (
@@ -48,7 +72,6 @@ def replicated(conn, source, stream):
             for r in rows
         ],
     )
-    return aggregate, rows[0]["time"]
 
 
 def find_source(conn, proposal_id):
