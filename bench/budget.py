@@ -41,7 +41,7 @@ def budget_post(quick):
     from nameko.runners import ServiceRunner
     from nameko.standalone.rpc import ServiceRpcProxy
 
-    from bench.nameko_rpc import CALLERS, SECONDS, noop_rpc_rate, rabbit_vhost, rpc_call_rate
+    from bench.nameko_rpc import CALLERS, SECONDS, alternating_rates, rabbit_vhost
     from services.budget.service import BudgetService
     from shared.actor import Actor
     from shared.auth import issue_token
@@ -63,20 +63,9 @@ def budget_post(quick):
         with ServiceRpcProxy("budget", config, context_data=context) as budget:
             budget.open_fiscal_year(year=2027)
         runner.stop()
-        noop, post = 0.0, 0.0
-        for _ in range(ROUNDS):
-            noop += noop_rpc_rate(amqp, seconds=seconds) / ROUNDS
-            post += (
-                rpc_call_rate(
-                    BudgetService,
-                    "post_transaction",
-                    posting,
-                    config,
-                    seconds=seconds,
-                    context_data=context,
-                )
-                / ROUNDS
-            )
+        post, noop = alternating_rates(
+            BudgetService, "post_transaction", posting, amqp, ROUNDS, seconds, context
+        )
         os.environ["DATABASE_URL"] = server
     log(f"budget_post: {CALLERS} callers, {ROUNDS} alternating rounds of {seconds:.0f} s")
     compare("budget_post", post, "calls/s", noop, "nameko_rpc_noop", POST_TARGET)

@@ -131,6 +131,22 @@ def noop_rpc_rate(amqp_uri, callers=CALLERS, seconds=SECONDS):
     return rpc_call_rate(NoopService, "noop", lambda caller, i: (), config, callers, seconds)
 
 
+def alternating_rates(service_cls, method, make_args, amqp_uri, rounds, seconds, context_data):
+    """``(calls/s of service_cls.method, calls/s of the no-op)``, measured in ``rounds``
+    alternating rounds of ``seconds`` each, so both see the same load."""
+    config = {"AMQP_URI": amqp_uri}
+    subject, noop = 0.0, 0.0
+    for _ in range(rounds):
+        noop += noop_rpc_rate(amqp_uri, seconds=seconds) / rounds
+        subject += (
+            rpc_call_rate(
+                service_cls, method, make_args, config, seconds=seconds, context_data=context_data
+            )
+            / rounds
+        )
+    return subject, noop
+
+
 @benchmark("nameko_rpc_noop", eventlet=True)
 def nameko_rpc_noop(quick):
     """Baseline figure: a no-op @rpc, 10 concurrent callers with a proxy each, for ~3 s."""

@@ -5,7 +5,7 @@ import secrets
 from urllib.parse import urlsplit
 
 from bench import benchmark, compare, fresh_database, log, server_url
-from bench.nameko_rpc import CALLERS, SECONDS, noop_rpc_rate, rabbit_vhost, rpc_call_rate
+from bench.nameko_rpc import CALLERS, SECONDS, alternating_rates, rabbit_vhost
 
 ROUNDS = 4
 TARGET = 0.6
@@ -47,21 +47,9 @@ def submit_proposal(quick):
             KELURAHAN_CODE="32.75.05.1002", DATABASE_URL=database, AMQP_URI=amqp, AUTH_SECRET=secret
         )
         os.environ.update(service_env)  # the service reads its configuration from there
-        config = {"AMQP_URI": amqp}
-        noop, submit = 0.0, 0.0
-        for _ in range(ROUNDS):
-            noop += noop_rpc_rate(amqp, seconds=seconds) / ROUNDS
-            submit += (
-                rpc_call_rate(
-                    ProposalsService,
-                    "submit",
-                    submission,
-                    config,
-                    seconds=seconds,
-                    context_data=context,
-                )
-                / ROUNDS
-            )
+        submit, noop = alternating_rates(
+            ProposalsService, "submit", submission, amqp, ROUNDS, seconds, context
+        )
         os.environ["DATABASE_URL"] = server
     log(f"submit_proposal: {CALLERS} callers, {ROUNDS} alternating rounds of {seconds:.0f} s")
     compare("submit_proposal", submit, "calls/s", noop, "nameko_rpc_noop", TARGET)
