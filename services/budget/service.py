@@ -73,15 +73,15 @@ class BudgetService(EventSourcedService):
         data = schemas.load(schemas.OpenFiscalYear, payload)
         if not self._already_done(data["command_id"]):
             year = FiscalYear.open(actor, data["year"], meta_for(actor))
-            self._save_new(year, _fiscal_year_stream(data["year"]), data["command_id"])
-        return self._load(FiscalYear, _fiscal_year_stream(data["year"]), data["year"]).snapshot()
+            self._save_new(year, _stream("fiscal_year", data["year"]), data["command_id"])
+        return self._load(FiscalYear, _stream("fiscal_year", data["year"]), data["year"]).snapshot()
 
     @rpc
     def close_fiscal_year(self, **payload):
         """Close a year: no posting dated in it is accepted afterwards."""
         actor = self.auth.actor
         data = schemas.load(schemas.CloseFiscalYear, payload)
-        stream = _fiscal_year_stream(data["year"])
+        stream = _stream("fiscal_year", data["year"])
         if not self._already_done(data["command_id"]):
             year = self._load(FiscalYear, stream, data["year"])
             year.close(actor, data["reason"], meta_for(actor))
@@ -95,8 +95,8 @@ class BudgetService(EventSourcedService):
         data = schemas.load(schemas.OpenAccount, payload)
         if not self._already_done(data["command_id"]):
             account = Account.open(actor, data["code"], data["name"], meta_for(actor))
-            self._save_new(account, _account_stream(data["code"]), data["command_id"])
-        return self._load(Account, _account_stream(data["code"]), data["code"]).snapshot()
+            self._save_new(account, _stream("account", data["code"]), data["command_id"])
+        return self._load(Account, _stream("account", data["code"]), data["code"]).snapshot()
 
     @rpc
     def plan_line(self, **payload):
@@ -108,7 +108,7 @@ class BudgetService(EventSourcedService):
             self._require_open_year(data["fiscal_year"])
             self._require_known_accounts([data["category"]], "category")
             line = BudgetLine.plan(actor, data, meta_for(actor))
-            self._save_new(line, _line_stream(line.id), command_id)
+            self._save_new(line, _stream("line", line.id), command_id)
             return line.snapshot()
         return self._line(
             line_id_for(data["fiscal_year"], data["activity"], data["category"])
@@ -122,7 +122,7 @@ class BudgetService(EventSourcedService):
         line = self._line(data["line_id"])
         if not self._already_done(data["command_id"]):
             line.revise(actor, data["allocated"], data["reason"], meta_for(actor))
-            self.repo.save((line, _line_stream(line.id)), command_id=data["command_id"])
+            self.repo.save((line, _stream("line", line.id)), command_id=data["command_id"])
         return self._line(data["line_id"]).snapshot()
 
     # -- the journal -----------------------------------------------------------------------
@@ -144,13 +144,13 @@ class BudgetService(EventSourcedService):
         line_id = data.pop("line_id")
         if line_id is None:
             transaction = Transaction.post(transaction_id, actor, data, meta)
-            changes = [(transaction, _transaction_stream(transaction_id))]
+            changes = [(transaction, _stream("transaction", transaction_id))]
         else:
             line = self._line(line_id)
             transaction = post_on_line(actor, transaction_id, line, data, override, meta)
             changes = [
-                (transaction, _transaction_stream(transaction_id)),
-                (line, _line_stream(line_id)),
+                (transaction, _stream("transaction", transaction_id)),
+                (line, _stream("line", line_id)),
             ]
         stored = self.repo.save(*changes, command_id=command_id)
         return self._created(transaction, changes[0][1], stored)
@@ -170,9 +170,9 @@ class BudgetService(EventSourcedService):
         self._require_activity(data["activity_id"])
         line = self._line(data["line_id"])
         expense = Expense.create(new_id(), actor, line, data, override, meta_for(actor))
-        stream = _expense_stream(expense.id)
+        stream = _stream("expense", expense.id)
         stored = self.repo.save(
-            (expense, stream), (line, _line_stream(line.id)), command_id=command_id
+            (expense, stream), (line, _stream("line", line.id)), command_id=command_id
         )
         return self._created(expense, stream, stored)
 
@@ -193,8 +193,8 @@ class BudgetService(EventSourcedService):
             line = self._line(expense.line_id)
             expense.reject(actor, line, data["reason"], meta_for(actor))
             self.repo.save(
-                (expense, _expense_stream(expense.id)),
-                (line, _line_stream(line.id)),
+                (expense, _stream("expense", expense.id)),
+                (line, _stream("line", line.id)),
                 command_id=data["command_id"],
             )
         return views.get_view(self.repo.db, "expense_view", data["expense_id"], "expense")
@@ -218,8 +218,8 @@ class BudgetService(EventSourcedService):
                 meta_for(actor),
             )
             self.repo.save(
-                (expense, _expense_stream(expense.id)),
-                (transaction, _transaction_stream(transaction_id)),
+                (expense, _stream("expense", expense.id)),
+                (transaction, _stream("transaction", transaction_id)),
                 command_id=data["command_id"],
             )
         return views.get_view(self.repo.db, "expense_view", data["expense_id"], "expense")
@@ -242,11 +242,11 @@ class BudgetService(EventSourcedService):
         advance, transaction = Advance.create(
             new_id(), actor, line, new_id(), data, override, meta_for(actor)
         )
-        stream = _advance_stream(advance.id)
+        stream = _stream("advance", advance.id)
         stored = self.repo.save(
             (advance, stream),
-            (transaction, _transaction_stream(transaction.id)),
-            (line, _line_stream(line.id)),
+            (transaction, _stream("transaction", transaction.id)),
+            (line, _stream("line", line.id)),
             command_id=command_id,
         )
         return self._created(advance, stream, stored)
@@ -264,8 +264,8 @@ class BudgetService(EventSourcedService):
             transaction_id = new_id()
             transaction = advance.reimburse(actor, transaction_id, data, meta_for(actor))
             self.repo.save(
-                (advance, _advance_stream(advance.id)),
-                (transaction, _transaction_stream(transaction_id)),
+                (advance, _stream("advance", advance.id)),
+                (transaction, _stream("transaction", transaction_id)),
                 command_id=data["command_id"],
             )
         return views.get_view(self.repo.db, "advance_view", data["advance_id"], "advance")
@@ -295,7 +295,7 @@ class BudgetService(EventSourcedService):
             advance = self._advance(row["id"])
             if advance.flag_overdue(day, meta_for(SYSTEM)):
                 try:
-                    self.repo.save((advance, _advance_stream(advance.id)))
+                    self.repo.save((advance, _stream("advance", advance.id)))
                 except Conflict:
                     continue  # changed meanwhile; the next run looks again
                 flagged += 1
@@ -315,7 +315,7 @@ class BudgetService(EventSourcedService):
         if data["line_id"] is not None:
             self._line(data["line_id"])
         activity = Activity.plan(new_id(), actor, data, meta_for(actor))
-        stream = _activity_stream(activity.id)
+        stream = _stream("activity", activity.id)
         return self._created(
             activity, stream, self.repo.save((activity, stream), command_id=command_id)
         )
@@ -461,13 +461,13 @@ class BudgetService(EventSourcedService):
         return self.repo.load(cls, stream, id_, cls.noun)
 
     def _line(self, line_id):
-        return self._load(BudgetLine, _line_stream(line_id), line_id)
+        return self._load(BudgetLine, _stream("line", line_id), line_id)
 
     def _expense(self, expense_id):
-        return self._load(Expense, _expense_stream(expense_id), expense_id)
+        return self._load(Expense, _stream("expense", expense_id), expense_id)
 
     def _advance(self, advance_id):
-        return self._load(Advance, _advance_stream(advance_id), advance_id)
+        return self._load(Advance, _stream("advance", advance_id), advance_id)
 
     def _change_expense(self, schema, payload, act):
         actor = self.auth.actor
@@ -475,7 +475,7 @@ class BudgetService(EventSourcedService):
         if not self._already_done(data["command_id"]):
             expense = self._expense(data["expense_id"])
             act(expense, actor, data, meta_for(actor))
-            self.repo.save((expense, _expense_stream(expense.id)), command_id=data["command_id"])
+            self.repo.save((expense, _stream("expense", expense.id)), command_id=data["command_id"])
         return views.get_view(self.repo.db, "expense_view", data["expense_id"], "expense")
 
     def _change_activity(self, schema, payload, act):
@@ -483,10 +483,12 @@ class BudgetService(EventSourcedService):
         data = schemas.load(schema, payload)
         if not self._already_done(data["command_id"]):
             activity = self._load(
-                Activity, _activity_stream(data["activity_id"]), data["activity_id"]
+                Activity, _stream("activity", data["activity_id"]), data["activity_id"]
             )
             act(activity, actor, data, meta_for(actor))
-            self.repo.save((activity, _activity_stream(activity.id)), command_id=data["command_id"])
+            self.repo.save(
+                (activity, _stream("activity", activity.id)), command_id=data["command_id"]
+            )
         return views.get_view(self.repo.db, "activity_view", data["activity_id"], "activity")
 
     def _get(self, table, noun, id_):
@@ -525,29 +527,6 @@ def _formatted(report, format_):
     return reports.to_csv(report) if format_ == "csv" else report
 
 
-def _fiscal_year_stream(year):
-    return f"fiscal_year-{year}"
-
-
-def _account_stream(code):
-    return f"account-{code}"
-
-
-def _line_stream(line_id):
-    return f"line-{line_id}"
-
-
-def _transaction_stream(transaction_id):
-    return f"transaction-{transaction_id}"
-
-
-def _expense_stream(expense_id):
-    return f"expense-{expense_id}"
-
-
-def _advance_stream(advance_id):
-    return f"advance-{advance_id}"
-
-
-def _activity_stream(activity_id):
-    return f"activity-{activity_id}"
+def _stream(kind, id_):
+    """The name of the stream that holds one aggregate: ``<kind>-<id>``."""
+    return f"{kind}-{id_}"
