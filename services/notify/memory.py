@@ -2,7 +2,9 @@
 
 Later events do not repeat what notify needs to address them: a decision
 names the proposal, not its title or its proposer; a ranking names no
-delegates. :func:`remember` folds the few facts in (``known_proposals``,
+delegates. A merged duplicate's proposer (and the co-proposers it had
+gathered) joins the survivor's ``co_proposers``, so they keep hearing of the
+proposal their request lives on in. :func:`remember` folds the few facts in (``known_proposals``,
 ``known_forums``, ``desk_requests``) on the subscription's connection, so they
 commit with the consumer's position; :class:`Memory` reads them back.
 Nothing here is personal data: titles, RW numbers, pseudonymous user ids.
@@ -21,7 +23,8 @@ class Memory:
 
     def proposal(self, proposal_id):
         return self.conn.execute(
-            "SELECT title, rw, proposer FROM known_proposals WHERE id = %s", [proposal_id]
+            "SELECT title, rw, proposer, co_proposers, co_rws FROM known_proposals WHERE id = %s",
+            [proposal_id],
         ).fetchone()
 
     def forum(self, forum_id):
@@ -55,6 +58,8 @@ def remember(conn, event):
             "UPDATE known_proposals SET title = %s WHERE id = %s",
             [data["changes"]["title"], event.stream.removeprefix("proposal-")],
         )
+    elif event.type == "proposal.merged":
+        conn.execute(MERGE, {"survivor": data["survivor_id"], "merged": _id(event, "proposal-")})
     elif event.type == "forum.scheduled":
         conn.execute(
             "INSERT INTO known_forums (id, kelurahan, year) VALUES (%s, %s, %s)"
@@ -83,6 +88,22 @@ def remember(conn, event):
             "UPDATE desk_requests SET closed = true WHERE id = %s",
             [event.stream.removeprefix("request-")],
         )
+
+
+MERGE = """
+UPDATE known_proposals s SET
+    co_proposers = ARRAY(SELECT DISTINCT u FROM unnest(s.co_proposers || m.proposer || m.co_proposers) u
+                         WHERE u <> s.proposer),
+    co_rws = ARRAY(SELECT DISTINCT r FROM unnest(s.co_rws || m.rw || m.co_rws) r
+                   WHERE r IS NOT NULL AND r IS DISTINCT FROM s.rw)
+FROM known_proposals m
+WHERE s.id = %(survivor)s AND m.id = %(merged)s
+"""
+"""A merged duplicate's proposer, co-proposers and their RWs join the survivor's."""
+
+
+def _id(event, prefix):
+    return event.stream.removeprefix(prefix)
 
 
 def due_breaches(conn, now, limit=100):

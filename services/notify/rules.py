@@ -35,13 +35,16 @@ class Notice:
 
 
 PROPOSAL_STATUS = (
+    "proposal.submitted",
     "proposal.returned",
     "proposal.verified",
     "proposal.rejected",
     "proposal.cancelled",
     "proposal.merged",
+    "proposal.absorbed",
     "proposal.forwarded",
     "proposal.decided",
+    "proposal.progressed",
     "proposal.realised",
 )
 FORUM_TYPES = ("forum.scheduled", "forum.held", "forum.ranked")
@@ -56,7 +59,7 @@ REQUEST_TYPES = ("request.raised", "request.assigned", "request.done", "request.
 
 #: What notify follows of each source (the subscriptions' ``event_types``).
 FOLLOWED = {
-    "proposals": ("proposal.submitted", "proposal.revised", *PROPOSAL_STATUS, *FORUM_TYPES),
+    "proposals": ("proposal.revised", *PROPOSAL_STATUS, *FORUM_TYPES),
     "citizens": (*VULNERABILITY_TYPES, *REQUEST_TYPES),
     "budget": BUDGET_TYPES,
 }
@@ -142,11 +145,18 @@ def breach_notice(request):
 
 
 def _proposal_notices(event, memory):
+    """A proposal's news: to its proposer and co-proposers (of merged duplicates) and the
+    chairs of their RWs; a submission is acknowledged to the proposer alone."""
     type_, data = event.type, event.data
     proposal = memory.proposal(proposal_id_of(event))
     if proposal is None:  # submitted before this node's history began: no one to tell
         return []
     title = proposal["title"]
+    if type_ == "proposal.submitted":
+        params = {"title": title, "reference": proposal_id_of(event)[:8]}
+        return [Notice(type_, params, (Audience(user=proposal["proposer"]),))]
+    if type_ == "proposal.progressed" and data["percent"] == 100:
+        return []  # the proposal.realised recorded with it says so
     if type_ in ("proposal.returned", "proposal.cancelled"):
         params = {"title": title, "reason": data["reason"]}
     elif type_ == "proposal.rejected":
@@ -159,8 +169,15 @@ def _proposal_notices(event, memory):
             "survivor": survivor["title"] if survivor else "lain",
             "reason": data["reason"],
         }
+    elif type_ == "proposal.absorbed":  # news for the survivor's own people; the merged
+        merged = memory.proposal(data["merged_id"])  # proposal's hear of proposal.merged
+        params = {"title": title, "merged": merged["title"] if merged else "lain"}
+        own = {**proposal, "co_proposers": (), "co_rws": ()}
+        return [Notice(type_, params, proposal_audiences(own))]
     elif type_ == "proposal.forwarded":
         params = {"title": title, "rank": data["rank"]}
+    elif type_ == "proposal.progressed":
+        params = {"title": title, "percent": data["percent"], "milestone": data["milestone"]}
     elif type_ == "proposal.decided":
         decision = DECISION_TEXT[data["decision"]]
         if data["decision"] == "funded":
@@ -174,10 +191,17 @@ def _proposal_notices(event, memory):
         }
     else:  # verified, realised
         params = {"title": title}
-    audiences = [Audience(user=proposal["proposer"])]
-    if proposal["rw"] is not None:
-        audiences.append(Audience(role="ketua_rw", rw=proposal["rw"]))
-    return [Notice(type_, params, tuple(audiences))]
+    return [Notice(type_, params, proposal_audiences(proposal))]
+
+
+def proposal_audiences(proposal):
+    """The proposer, the co-proposers, and the ketua RW of each of their RWs."""
+    users = [proposal["proposer"], *proposal.get("co_proposers", ())]
+    rws = [proposal["rw"], *proposal.get("co_rws", ())]
+    return (
+        *(Audience(user=u) for u in dict.fromkeys(users)),
+        *(Audience(role="ketua_rw", rw=rw) for rw in dict.fromkeys(rws) if rw is not None),
+    )
 
 
 def _forum_notices(event, memory):

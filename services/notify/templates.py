@@ -138,6 +138,14 @@ TEMPLATES = {
     t.key: t
     for t in (
         _t(
+            "proposal.submitted",
+            ("title", "reference"),
+            'Usulan "{title}" telah diterima kelurahan (nomor {reference}). Anda akan '
+            "diberi tahu setiap perkembangannya.",
+            'Usulan "{title}" diterima',
+            "rembug_usulan_diterima",
+        ),
+        _t(
             "proposal.returned",
             ("title", "reason"),
             'Usulan "{title}" dikembalikan untuk diperbaiki. Alasan: {reason}',
@@ -173,6 +181,14 @@ TEMPLATES = {
             "rembug_usulan_digabung",
         ),
         _t(
+            "proposal.absorbed",
+            ("title", "merged"),
+            'Usulan "{merged}" digabung ke usulan "{title}"; pengusulnya ikut sebagai '
+            "pengusul bersama.",
+            'Usulan digabung ke "{title}"',
+            "rembug_usulan_penggabungan",
+        ),
+        _t(
             "proposal.forwarded",
             ("title", "rank"),
             'Usulan "{title}" diteruskan ke Musrenbang Kecamatan dengan peringkat {rank}.',
@@ -185,6 +201,13 @@ TEMPLATES = {
             'Keputusan {level} atas usulan "{title}": {decision}. {reason}',
             'Keputusan {level}: usulan "{title}"',
             "rembug_usulan_diputuskan",
+        ),
+        _t(
+            "proposal.progressed",
+            ("title", "percent", "milestone"),
+            'Realisasi usulan "{title}": {percent}% ({milestone}).',
+            'Realisasi usulan "{title}" {percent}%',
+            "rembug_usulan_realisasi",
         ),
         _t(
             "proposal.realised",

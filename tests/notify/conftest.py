@@ -1,9 +1,11 @@
-"""A kelurahan node for notify tests: stand-in sources, notify, a fake SMS provider, SMTP.
+"""A kelurahan node for notify tests: its sources, notify, a fake SMS provider, SMTP.
 
-The sources (``proposals``, ``citizens``, ``budget``) are stand-ins that own a
-log and answer ``replay``, each in a schema of its own, as in
-``tests/platform/test_subscriber.py``; the tests append the events the real
-services would store and publish them to ``<source>.events`` as the relay would.
+The sources (``proposals``, ``citizens``, ``budget``) are either stand-ins that
+own a log and answer ``replay``, each in a schema of its own, as in
+``tests/platform/test_subscriber.py`` (the tests append the events the real
+services would store and publish them to ``<source>.events`` as the relay
+would), or the real services with their relays (:meth:`Node.service`), driven
+through their RPC API.
 The SMS/WhatsApp providers are real HTTP servers (:mod:`tests.notify.fake_provider`)
 and email goes to a real SMTP server (:mod:`tests.notify.smtp_server`), each in
 a process of its own that a test can kill and start again. Notify's clock is a
@@ -14,6 +16,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -31,12 +34,14 @@ from services.notify.service import NotifyService
 from shared.auth import Auth, issue_token
 from shared.envelope import Event
 from shared.health import http_address
+from shared.relay import Relay
 from shared.repository import EventStoreProvider
 from shared.service import EventSourcedService
 from shared.subscriber import Subscription
 from tests.conftest import AUTH_SECRET
 
 ROOT = Path(__file__).resolve().parents[2]
+KELURAHAN = "32.75.05.1002"
 DAYTIME = "2026-03-02T10:00:00+07:00"
 
 
@@ -190,6 +195,34 @@ class Source:
         return event
 
 
+class RealService:
+    """A real service of the node (its own schema) with its relay running in a thread."""
+
+    def __init__(self, name, container, database_url, config):
+        self.name, self.container, self.config = name, container, config
+        self.relay = Relay(database_url, config["AMQP_URI"], name, f"/kelurahan/{KELURAHAN}/{name}")
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(
+            target=self.relay.run_forever, args=(self.stop_event,), daemon=True
+        )
+        self.thread.start()
+
+    @contextmanager
+    def __call__(self, actor):
+        """A client of the service acting as ``actor``."""
+        context = {"authorization": issue_token(AUTH_SECRET, actor)}
+        with ServiceRpcProxy(self.name, self.config, context_data=context) as proxy:
+            yield proxy
+
+    def head(self):
+        """The last sequence of the service's log."""
+        return get_extension(self.container, EventStoreProvider).store.head()
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(10)
+
+
 def new_schema(server_database_url):
     schema = "t_" + uuid.uuid4().hex[:12]
     with psycopg.connect(server_database_url, autocommit=True) as conn:
@@ -256,6 +289,28 @@ class Node:
             self.sources[name] = Source(name, container, self.amqp)
         return self.sources[name]
 
+    def service(self, service_cls):
+        """Start the real service ``service_cls`` (in a schema of its own) and its relay;
+        returns a :class:`RealService`, also the source notify follows by that name."""
+        schema, url = new_schema(self.server_database_url)
+        self.schemas.append(schema)
+        self.monkeypatch.setenv("DATABASE_URL", url)
+        container = self.container_factory(service_cls, self.config)
+        container.start()
+        self.monkeypatch.setenv("DATABASE_URL", self.notify_url)
+        service = RealService(service_cls.name, container, url, self.config)
+        self.sources[service.name] = service
+        return service
+
+    def caught_up(self, name):
+        """Whether notify has applied every event the real service ``name`` has stored."""
+        head = self.sources[name].head()
+        rows = self.query(
+            "SELECT position FROM consumer_positions WHERE source = %s",
+            [f"/kelurahan/{KELURAHAN}/{name}"],
+        )
+        return bool(rows) and min(r["position"] for r in rows) >= head
+
     def start_notify(self, **env):
         for key, value in env.items():
             self.monkeypatch.setenv(key, value)
@@ -292,6 +347,9 @@ class Node:
         )
 
     def close(self):
+        for source in self.sources.values():
+            if isinstance(source, RealService):
+                source.stop()
         for server in self.servers:
             server.stop()
         self.amqp.release()

@@ -41,7 +41,11 @@ def test_a_rejected_proposal_reaches_its_proposer_through_the_real_services(node
     finally:
         relay.close()
 
-    receipt = wait_until(lambda: node.sms.receipts(), what="the SMS")[0]
-    assert receipt["body"]["to"] == "+6281234500077"
+    receipts = wait_until(
+        lambda: len(node.sms.receipts()) == 2 and node.sms.receipts(), what="the SMS"
+    )
+    acknowledged, receipt = sorted(receipts, key=lambda r: "ditolak" in r["body"]["text"])
+    assert receipt["body"]["to"] == acknowledged["body"]["to"] == "+6281234500077"
+    assert "telah diterima kelurahan" in acknowledged["body"]["text"]
     assert 'Usulan "Perbaikan saluran air RT 03" ditolak' in receipt["body"]["text"]
     assert "Sama dengan usulan RT 02" in receipt["body"]["text"]

@@ -48,7 +48,10 @@ def test_a_rejection_reaches_proposer_by_sms_and_rw_chair_by_email_once(node):
         {"code": "wrong_address", "text": "Lokasi berada di luar wilayah RT 03"},
     )
 
-    receipt = wait_until(lambda: node.sms.receipts(), what="the SMS")[0]
+    def rejection_sms():
+        return [r for r in node.sms.receipts() if "ditolak" in r["body"]["text"]]
+
+    receipt = wait_until(rejection_sms, what="the SMS")[0]
     assert receipt["body"]["to"] == "+6281234567890"
     assert receipt["body"]["sender"] == "REMBUG"
     assert receipt["body"]["text"].startswith(
@@ -68,8 +71,10 @@ def test_a_rejection_reaches_proposer_by_sms_and_rw_chair_by_email_once(node):
         (RW_CHAIR, "email"),
     ]
     wait_until(lambda: all(r["state"] == "sent" for r in node.notifications()), what="sent")
-    assert len(node.sms.receipts()) == 1 and len(node.smtp.messages()) == 1
-    sms = node.notifications(user_id=PROPOSER)[0]
+    # the proposer's SMS: the submission's acknowledgement (to them alone) and the rejection
+    assert len(node.sms.receipts()) == 2 and len(node.smtp.messages()) == 1
+    assert [r["user_id"] for r in node.notifications(event_type="proposal.submitted")] == [PROPOSER]
+    sms = node.notifications(user_id=PROPOSER, event_type="proposal.rejected")[0]
     assert sms["sms_segments"] == 1
     assert sms["template"] == "proposal.rejected" and sms["template_version"] == 1
 
@@ -96,12 +101,13 @@ def test_every_status_change_and_decision_is_told_with_its_reason(node):
             "amount": 115_000_000,
         },
     )
-    wait_until(lambda: len(node.notifications()) == 3, what="three notifications")
+    wait_until(lambda: len(node.notifications()) == 4, what="four notifications")
 
     with node.rpc(f.rt_chair()) as notify:
         inbox = notify.inbox()
-    assert inbox["total"] == 3
+    assert inbox["total"] == 4
     bodies = [item["message"]["body"] for item in inbox["items"]]
+    assert any("telah diterima kelurahan" in b for b in bodies)
     assert any("didanai dari APBD sebesar Rp 115.000.000" in b for b in bodies)
     assert any("peringkat 2" in b for b in bodies)
     assert all(item["state"] == "delivered" for item in inbox["items"])
