@@ -20,10 +20,10 @@ from shared import asyncapi
 from shared.envelope import Event
 from tests import factories as f
 from tests.proposals import conftest as proposals_conftest
+from tests.proposals import forum
 
 proposals = proposals_conftest.proposals  # the running service fixture, declared here too
 SOURCE = f"/kelurahan/{f.PENGASINAN}/proposals"
-FORUM = f"{f.PENGASINAN}-2027"
 
 
 @pytest.fixture(scope="module")
@@ -251,24 +251,13 @@ def drive_every_event_type(service):
     with service(f.rt_chair()) as rt:
         pid = rt.submit(**f.proposal())["id"]
     with service(f.operator()) as op:
-        op.schedule_forum(year=2027, date="2027-01-19", theme="Musrenbang 2027", place="Aula")
-        op.set_criteria(forum_id=FORUM)
+        forum_id = forum.open_forum(op)
         op.return_for_revision(proposal_id=pid, reason="alamat kurang jelas")
     with service(f.rt_chair()) as rt:
         rt.revise(proposal_id=pid, location={"rw": 7, "rt": 3, "address": "Jl. Melati 2"})
     with service(f.operator()) as op:
-        op.verify(proposal_id=pid, note="lokasi dicek")
-        criteria = ("urgency", "reach", "cost_effectiveness", "readiness", "rpjmd_alignment")
-        op.score(proposal_id=pid, scores=dict.fromkeys(criteria, 4))
-        op.record_forum(
-            forum_id=FORUM,
-            held_on="2027-01-19",
-            attendance=87,
-            berita_acara="files/ba-musrenbang-2027.pdf",
-            delegates=[{"delegate_id": "d-1", "rw": 7, "role": "ketua RW"}],
-        )
-        op.rank_forum(forum_id=FORUM)
-        op.forward(proposal_id=pid, rank=1, forum_id=FORUM)
+        forum.verify_and_score(op, pid)
+        forum.forward_ranked(op, forum.hold_and_rank(op, forum_id))
     with service(f.camat()) as camat:
         camat.decide(proposal_id=pid, level="kecamatan", decision="accepted")
     with service(f.bappeda()) as city:
