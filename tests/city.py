@@ -14,9 +14,11 @@ from tests.platform.test_replication import CityBroker, api
 
 
 @contextmanager
-def city_node(service, service_env, database_url, migrations):
+def city_node(service, service_env, database_url, migrations, more_kelurahan=()):
     """Yield ``(city_db, city_env)`` while the kelurahan of ``service_env`` (Pengasinan)
-    replicates ``service`` to a city whose database is ``database_url`` (a fresh schema)."""
+    replicates ``service`` to a city whose database is ``database_url`` (a fresh schema).
+    ``more_kelurahan``: the environments of further kelurahan nodes (Jatimakmur, each
+    with its own vhost and database) that replicate to the city too."""
     vhost = f"city-{uuid.uuid4().hex[:8]}"
     api("PUT", f"vhosts/{vhost}")
     api("PUT", f"permissions/{vhost}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
@@ -37,6 +39,12 @@ def city_node(service, service_env, database_url, migrations):
             target=replication.run_city_link, args=(configmod.load(service, city_env), stop)
         ),
     ]
+    for env in more_kelurahan:
+        other = configmod.load(service, env)
+        uri = broker.add_kelurahan(other.kelurahan_code)
+        links.append(
+            threading.Thread(target=replication.run_kelurahan_link, args=(other, uri, stop))
+        )
     for link in links:
         link.start()
     try:
