@@ -7,7 +7,7 @@ Three families:
 - event payload schemas (``data`` of stored events), registered in
   :data:`EVENT_SCHEMAS` by event type, each with a class attribute ``version``;
 - view schemas (RPC output): ``ProposalView``, ``ProposalSummary``, ``ForumView``,
-  ``RankingEntry``, ``StatusCounts``.
+  ``RankingEntry``, ``CityRankingEntry``, ``StatusCounts``.
 
 :func:`load` (from :mod:`shared.schema`) is the one entry point for untrusted
 input.
@@ -332,17 +332,57 @@ class GetProposal(Strict):
     proposal_id = UuidStr(required=True)
 
 
-class ListProposals(Strict):
-    """Filters and paging for a list of proposals."""
+def _target_agency(**kwargs):
+    return Text(2, 100, multiline=False, **kwargs)
+
+
+class CountByStatus(Strict):
+    """Where and when to count: a kecamatan, a kelurahan, a plan year (each optional)."""
 
     kecamatan = Pattern(KECAMATAN_CODE, "kecamatan code", load_default=None)
     kelurahan = Pattern(KELURAHAN_CODE, "kelurahan code", load_default=None)
+    year = _year(load_default=None)
+
+
+class ListProposals(CountByStatus):
+    """Filters and paging for a list of proposals."""
+
     rw = _rw(load_default=None)
     status = fields.String(validate=OneOf(STATUSES), load_default=None)
     sector = fields.String(validate=OneOf(SECTORS), load_default=None)
-    year = _year(load_default=None)
+    target_agency = _target_agency(load_default=None)
     page = Int(validate=Range(1, 1_000_000), load_default=1)
     per_page = Int(validate=Range(1, 200), load_default=50)
+
+
+#: Statuses a proposal can have once its kelurahan forum forwarded it.
+FORWARDED_STATUSES = (
+    "forwarded",
+    "accepted_kecamatan",
+    "accepted_city",
+    "funded",
+    "deferred",
+    "rejected",
+    "in_progress",
+    "realised",
+)
+#: What a city ranking can be grouped by; each entry has its position in each of them.
+RANKING_GROUPS = ("kecamatan", "sector", "target_agency")
+
+
+class CityRanking(Strict):
+    """The city ranking of one plan year: filters, an optional grouping, and a page
+    (``limit`` entries from ``offset``)."""
+
+    year = _year(required=True)
+    kecamatan = Pattern(KECAMATAN_CODE, "kecamatan code", load_default=None)
+    kelurahan = Pattern(KELURAHAN_CODE, "kelurahan code", load_default=None)
+    sector = fields.String(validate=OneOf(SECTORS), load_default=None)
+    target_agency = _target_agency(load_default=None)
+    status = fields.String(validate=OneOf(FORWARDED_STATUSES), load_default=None)
+    group_by = fields.String(validate=OneOf(RANKING_GROUPS), load_default=None)
+    limit = Int(validate=Range(1, 500), load_default=100)
+    offset = Int(validate=Range(0, 1_000_000), load_default=0)
 
 
 # -- event payloads (``data`` of stored events) -----------------------------------------
@@ -605,6 +645,36 @@ class RankingEntry(Schema):
     rw = fields.Integer(allow_none=True)
     sector = fields.String()
     estimated_cost = fields.Integer()
+
+
+class RankingPosition(Schema):
+    """Where a proposal stands among the year's forwarded proposals: in the whole city,
+    in its kecamatan, in its sector and among those for its target agency (each from 1)."""
+
+    city = fields.Integer()
+    kecamatan = fields.Integer()
+    sector = fields.Integer()
+    target_agency = fields.Integer()
+
+
+class CityRankingEntry(Schema):
+    """One forwarded proposal in the city ranking."""
+
+    id = fields.String()
+    kecamatan = fields.String()
+    kelurahan = fields.String()
+    year = fields.Integer()
+    title = fields.String()
+    sector = fields.String()
+    target_agency = fields.String()
+    rw = fields.Integer(allow_none=True)
+    estimated_cost = fields.Integer()
+    status = fields.String()
+    score_total = fields.Float(allow_none=True)
+    forum_id = fields.String(allow_none=True)
+    forum_rank = fields.Integer()
+    submitted_at = fields.String()
+    position = fields.Nested(RankingPosition)
 
 
 class HeldForum(Schema):

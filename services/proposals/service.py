@@ -181,19 +181,34 @@ class ProposalsService(EventSourcedService):
 
     @rpc
     def list_proposals(self, **payload):
-        """Proposals by kelurahan, RW, status, sector and year, a page at a time."""
+        """Proposals by kecamatan, kelurahan, RW, status, sector, target agency and year, a
+        page at a time. A kelurahan node lists its own unless a kecamatan or kelurahan is
+        named; the city node lists every kelurahan's."""
         self.auth.authenticate()
-        filters = schemas.load(schemas.ListProposals, payload)
-        if filters["kecamatan"] is None and filters["kelurahan"] is None:
-            filters["kelurahan"] = self.repo.config.kelurahan_code
+        filters = self._in_scope(schemas.load(schemas.ListProposals, payload))
         return views.list_proposals(self.repo.db, filters)
 
     @rpc
-    def count_by_status(self, year=None):
-        """How many of this kelurahan's proposals are in each status."""
+    def count_by_status(self, **payload):
+        """How many proposals are in each status, and their total, by kecamatan, kelurahan
+        and year. A kelurahan node counts its own unless a kecamatan or kelurahan is named;
+        the city node counts every kelurahan's."""
         self.auth.authenticate()
-        data = schemas.load(schemas.ListProposals, {"year": year})
-        return views.count_by_status(self.repo.db, self.repo.config.kelurahan_code, data["year"])
+        filters = self._in_scope(schemas.load(schemas.CountByStatus, payload))
+        return views.count_by_status(self.repo.db, filters)
+
+    @rpc
+    def city_ranking(self, **payload):
+        """The city ranking of a plan year: every proposal a kelurahan forum forwarded,
+        with whatever became of it since, best first by the kelurahan scoring's weighted
+        score, then the forum's rank, then submission time, then id (deterministic).
+        Filters: ``kecamatan``, ``kelurahan``, ``sector``, ``target_agency``,
+        ``status``; ``group_by`` one of kecamatan, sector, target_agency; a page of
+        ``limit`` (1-500, default 100) from ``offset``. Each entry carries its position
+        in the city, its kecamatan, its sector and its target agency, counted before
+        filtering. On a kelurahan node it ranks that node's own proposals."""
+        self.auth.authenticate()
+        return views.city_ranking(self.repo.db, schemas.load(schemas.CityRanking, payload))
 
     # -- the kelurahan forum ---------------------------------------------------------------
 
@@ -283,6 +298,14 @@ class ProposalsService(EventSourcedService):
             decision = Decision.taken_on(_new_id(), proposal)
             self.repo.save((decision, f"decision-{decision.id}"), command_id=data["command_id"])
         return proposal.snapshot(copy=False)
+
+    def _in_scope(self, filters):
+        """``filters`` limited to this kelurahan when they name no place, on a kelurahan
+        node; the city node holds every kelurahan's proposals and keeps them as given."""
+        city_node = self.repo.config.node_role == "city"
+        if not city_node and filters["kecamatan"] is None and filters["kelurahan"] is None:
+            filters["kelurahan"] = self.repo.config.kelurahan_code
+        return filters
 
     def _already_done(self, command_id):
         return command_id is not None and self.repo.store.events_of_command(command_id)
