@@ -1,7 +1,7 @@
 """Notifications from event to the provider's receipt, against bare HTTP requests to the provider.
 
 Subject: notify running in this process (nameko, eventlet) with one SMS
-provider, the fake provider of the tests (``tests/notify/fake_provider.py``, a
+provider, the fake provider of the tests and make run (``deploy/local/fake_provider.py``, a
 real HTTP server in a process of its own). A stand-in ``budget`` service owns a
 log and answers ``replay``; the platform's relay (``python -m shared.relay
 budget``, its own process as on a node) publishes it to ``budget.events``. Each
@@ -66,7 +66,7 @@ def _start_provider(port, log_path):
         [
             sys.executable,
             "-m",
-            "tests.notify.fake_provider",
+            "deploy.local.fake_provider",
             "--port",
             str(port),
             "--log",

@@ -185,16 +185,36 @@ def record(db, outcomes, now):
 REPORTS = {"delivered": "delivered", "failed": "permanent_failure", "rejected": "permanent_failure"}
 
 
-def report(conn, notification_id, provider, status, now):
-    """A provider's delivery report; returns the notification's state after it (or None)."""
-    row = conn.execute(
-        "SELECT state, provider FROM notifications WHERE id = %s FOR UPDATE", [notification_id]
+def find_reported(conn, provider, reference=None, message_id=None):
+    """The notification a provider's report names, locked: by the provider's own message id
+    (recorded when it accepted the message; unique per provider) or by our id. Both
+    given must name the same one. None if there is none (yet: a report can overtake the
+    recording of the id the provider answered)."""
+    where, params = [], []
+    if message_id is not None:
+        where.append("provider = %s AND provider_message_id = %s")
+        params += [provider, message_id]
+    if reference is not None:
+        where.append("id = %s")
+        params.append(reference)
+    return conn.execute(
+        "SELECT id::text AS id, state FROM notifications WHERE "
+        + " AND ".join(where)
+        + " FOR UPDATE",
+        params,
     ).fetchone()
+
+
+def report(conn, provider, status, now, reference=None, message_id=None):
+    """A provider's delivery report; returns ``(notification id, state after it)``, or None
+    when it names no notification (:func:`find_reported`)."""
+    row = find_reported(conn, provider, reference, message_id)
     if row is None:
         return None
+    notification_id = row["id"]
     new_state = REPORTS[status]
     if row["state"] in FINAL or row["state"] not in ("sending", "sent"):
-        return row["state"]
+        return notification_id, row["state"]
     conn.execute(
         "UPDATE notifications SET state = %s, provider = coalesce(provider, %s), lease_until = NULL,"
         " last_error = %s, history = history || %s WHERE id = %s",
@@ -206,7 +226,7 @@ def report(conn, notification_id, provider, status, now):
             notification_id,
         ],
     )
-    return new_state
+    return notification_id, new_state
 
 
 def purge(db, older_than, now):

@@ -12,7 +12,7 @@ input; error messages never echo the input.
 
 import re
 
-from marshmallow import fields
+from marshmallow import ValidationError, fields, validates_schema
 from marshmallow.validate import Length, OneOf, Range
 
 from services.notify.domain import CONTACT_ROLES, STATES
@@ -26,6 +26,7 @@ PSEUDONYM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{7,20}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,63}$")
 PROVIDER = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+PROVIDER_MESSAGE_ID = re.compile(r"^[A-Za-z0-9_.:@/+=-]{1,200}$")
 
 
 def _unit(**kwargs):
@@ -64,11 +65,19 @@ class InboundSms(Strict):
 
 
 class DeliveryReport(Strict):
-    """A provider's report on a message: ``reference`` is the notification id."""
+    """A provider's report on a message, naming it by the provider's own id (``message_id``,
+    the id it answered when it accepted the message) or by ours (``reference``, the
+    notification id), or both."""
 
     provider = Pattern(PROVIDER, "provider name", required=True)
-    reference = UuidStr(required=True)
+    reference = UuidStr(load_default=None)
+    message_id = Pattern(PROVIDER_MESSAGE_ID, "provider message id", load_default=None)
     status = fields.String(required=True, validate=OneOf(tuple(REPORTS)))
+
+    @validates_schema
+    def _names_a_message(self, data, **kwargs):
+        if data.get("reference") is None and data.get("message_id") is None:
+            raise ValidationError("Give the provider's message_id or our reference.", "message_id")
 
 
 class Paging(Strict):

@@ -155,7 +155,7 @@ class NotifyService(EventSourcedService):
     @http("POST", "/notify/providers/<provider>/reports")
     def provider_report_hook(self, request, provider):
         """The same as :meth:`delivery_report`, for a provider that calls back over HTTP with
-        its ``callback_token`` as bearer token: ``{"reference", "status"}``."""
+        its ``callback_token`` as bearer token: ``{"message_id" or "reference", "status"}``."""
         return self._hook(
             request, provider, schemas.DeliveryReport, lambda data: self._report(data)
         )
@@ -182,12 +182,18 @@ class NotifyService(EventSourcedService):
 
     def _report(self, data):
         with self.repo.db.transaction() as conn:
-            state = outbox.report(
-                conn, data["reference"], data["provider"], data["status"], self.dispatch.clock.now()
+            found = outbox.report(
+                conn,
+                data["provider"],
+                data["status"],
+                self.dispatch.clock.now(),
+                reference=data["reference"],
+                message_id=data["message_id"],
             )
-        if state is None:
-            raise NotFound(f"notification {data['reference']} does not exist")
-        return {"notification_id": data["reference"], "state": state}
+        if found is None:  # a provider's id is not echoed: it is the provider's data
+            raise NotFound(f"no notification matches this report from {data['provider']}")
+        notification_id, state = found
+        return {"notification_id": notification_id, "state": state}
 
     def _hook(self, request, provider, schema, act):
         """A provider's HTTP call: its bearer token checked, its JSON body loaded, the

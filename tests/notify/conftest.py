@@ -6,8 +6,8 @@ own a log and answer ``replay``, each in a schema of its own, as in
 services would store and publish them to ``<source>.events`` as the relay
 would), or the real services with their relays (:meth:`Node.service`), driven
 through their RPC API.
-The SMS/WhatsApp providers are real HTTP servers (:mod:`tests.notify.fake_provider`)
-and email goes to a real SMTP server (:mod:`tests.notify.smtp_server`), each in
+The SMS/WhatsApp providers are real HTTP servers (:mod:`deploy.local.fake_provider`)
+and email goes to a real SMTP server (:mod:`deploy.local.smtp_sink`), each in
 a process of its own that a test can kill and start again. Notify's clock is a
 file (``NOTIFY_CLOCK=file:...``), set to 10:00 WIB unless a test moves it.
 """
@@ -69,9 +69,13 @@ class Server:
         self.module, self.port, self.log_path = module, port, log_path
         self.process = None
 
-    def start(self):
+    def start(self, *args):
+        """Start the process (``args``: more of its command-line options, kept for a
+        restart)."""
+        self.args = args or getattr(self, "args", ())
+        command = [sys.executable, "-m", self.module, "--port", str(self.port)]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module, "--port", str(self.port), "--log", self.log_path],
+            [*command, "--log", self.log_path, *self.args],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -92,7 +96,7 @@ class Server:
 
 class FakeProvider(Server):
     def __init__(self, name, channel, tmp_path):
-        super().__init__("tests.notify.fake_provider", free_port(), str(tmp_path / f"{name}.jsonl"))
+        super().__init__("deploy.local.fake_provider", free_port(), str(tmp_path / f"{name}.jsonl"))
         self.name, self.channel = name, channel
         self.url = f"http://127.0.0.1:{self.port}"
 
@@ -126,7 +130,7 @@ class FakeProvider(Server):
 
 class SmtpServer(Server):
     def __init__(self, tmp_path):
-        super().__init__("tests.notify.smtp_server", free_port(), str(tmp_path / "smtp.jsonl"))
+        super().__init__("deploy.local.smtp_sink", free_port(), str(tmp_path / "smtp.jsonl"))
 
     def settings(self, priority=1):
         return {

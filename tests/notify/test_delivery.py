@@ -2,12 +2,13 @@
 
 import json
 import time
+import uuid
 from datetime import datetime, timedelta
 
 import requests
 
 from tests import factories as f
-from tests.notify.conftest import wait_until
+from tests.notify.conftest import FakeProvider, wait_until
 
 PHONE = "+6281234500001"
 
@@ -277,3 +278,46 @@ def test_a_provider_is_never_sent_more_than_its_rate(node, monkeypatch):
     for i, start in enumerate(times):
         assert len([t for t in times[i:] if t < start + 1.0]) <= 8
     assert times[-1] - times[0] >= (12 - 4) / 4 - 0.2  # the rest had to wait for tokens
+
+
+def test_a_provider_reports_delivery_by_its_own_message_id(node, monkeypatch):
+    """The fake gateway reports each message it accepted by the id it answered (never by
+    ours), possibly before notify has recorded that id: notify finds the message by it."""
+    budget = node.source("budget")
+    reporting = FakeProvider("sms-reporting", "sms", node.tmp_path)
+    monkeypatch.setenv("NOTIFY_PROVIDERS", json.dumps([reporting.settings()]))
+    node.start_notify()
+    hook = f"{node.web_url}/notify/providers/sms-reporting/reports"
+    node.servers.append(reporting)
+    reporting.start("--report-to", hook, "--report-token", "callback-sms-reporting")
+    register(node, "u-lurah", "lurah", phone=PHONE, channels=["sms"])
+    for n in range(1, 6):
+        expense(budget, n)
+    wait_until(lambda: states(node) == ["delivered"] * 5, what="five delivery reports")
+    ids = {r["id"]: r["provider_message_id"] for r in node.notifications()}
+    accepted = {r["key"]: r["id"] for r in reporting.receipts()}  # our id -> its id
+    assert ids == {uuid.UUID(k): v for k, v in accepted.items()}
+    assert reporting.stats()["reported"] == 5
+    step = node.notifications()[0]["history"][-1]
+    assert step["via"] == "report" and step["provider"] == "sms-reporting"
+
+    good = {"Authorization": "Bearer callback-sms-reporting"}
+    unknown = requests.post(
+        hook, json={"message_id": "fp-999", "status": "delivered"}, headers=good, timeout=5
+    )
+    assert unknown.status_code == 404 and "fp-999" not in unknown.text
+    other = node.notifications()[0]
+    mismatched = requests.post(  # our id and another message's provider id: no such message
+        hook,
+        json={
+            "reference": str(other["id"]),
+            "message_id": ids[node.notifications()[1]["id"]],
+            "status": "failed",
+        },
+        headers=good,
+        timeout=5,
+    )
+    assert mismatched.status_code == 404
+    nameless = requests.post(hook, json={"status": "delivered"}, headers=good, timeout=5)
+    assert nameless.status_code == 400 and "message_id" in nameless.json()["message"]
+    assert states(node) == ["delivered"] * 5

@@ -1,6 +1,9 @@
-"""A real SMTP server on loopback (aiosmtpd) that writes every message it accepts to a file.
+"""An SMTP sink for development and tests: a real SMTP server on loopback (aiosmtpd) that
+writes every message it accepts to a file and delivers none.
 
-Run it as its own process: ``python -m tests.notify.smtp_server --port P --log F``;
+``make run`` starts one for notify's email (``deploy/local/node.py``); the tests
+start their own. Run it as its own process: ``python -m deploy.local.smtp_sink
+--port P --log F``;
 each accepted message is one JSON line ``{"from", "to", "message_id", "subject",
 "body"}``.
 """

@@ -1,34 +1,54 @@
-"""A fake SMS/WhatsApp provider: a real HTTP server on loopback that can be told to fail.
+"""A fake SMS/WhatsApp gateway for development and tests: it sends nothing to any phone.
 
-Run it as its own process (``python -m tests.notify.fake_provider --port P --log F``):
-the tests and the benchmark stop it (SIGKILL) to make a real outage and start it
-again on the same port to end it. Every message it accepts is appended to the
-JSON-lines file ``--log`` (so its receipts survive its restarts), keyed by the
+It is a real HTTP server on loopback that speaks the API notify's HTTP adapter
+uses (``services/notify/providers.py``): it accepts a message, keeps it in a
+JSON-lines file and answers with an id of its own (``fp-<n>``). No SMS or
+WhatsApp message ever leaves this machine. ``make run`` starts one per channel
+(``deploy/local/node.py``); the tests and the benchmark start their own.
+
+Run it as its own process (``python -m deploy.local.fake_provider --port P --log
+F``): the tests and the benchmark stop it (SIGKILL) to make a real outage and
+start it again on the same port to end it. Every message it accepts is
+appended to ``--log`` (so its receipts survive its restarts), keyed by the
 ``Idempotency-Key`` header: a message sent again with a key it has accepted
-before gets the same provider id and is counted as a repeat, not a second
-receipt (as gateways with idempotency keys do).
+before gets the same id and is counted as a repeat, not a second receipt (as
+gateways with idempotency keys do).
+
+Delivery reports: with ``--report-to URL`` (notify's
+``/notify/providers/<name>/reports``) and ``--report-token T`` it reports
+every accepted message ``delivered`` as a gateway does, naming the message by
+its own id only (``{"message_id": "fp-7", "status": "delivered"}``), in a
+thread of its own, retried with backoff while notify answers 404 (the report
+may arrive before notify has recorded the id the gateway returned) or is down.
 
 Control (JSON): ``POST /_mode {"mode": "ok"|"fail"|"reject", "delay": seconds}``;
-``GET /_stats`` gives ``{"received", "repeats", "requests"}``; ``GET
-/_receipts`` every accepted message; ``POST /_reset`` forgets them.
+``GET /_stats`` gives ``{"received", "repeats", "requests", "reported"}``;
+``GET /_receipts`` every accepted message; ``POST /_reset`` forgets them.
 """
 
 import argparse
 import json
+import queue
 import threading
 import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+REPORT_ATTEMPTS = 8
+REPORT_FIRST_DELAY = 0.2  # seconds, doubled per attempt
+
 
 class State:
-    def __init__(self, log_path):
+    def __init__(self, log_path, reports=None):
         self.lock = threading.Lock()
         self.log_path = Path(log_path)
         self.mode, self.delay = "ok", 0.0
         self.receipts = {}  # idempotency key -> receipt
         self.repeats = 0
         self.requests = 0
+        self.reports = reports
         if self.log_path.exists():
             for line in self.log_path.read_text().splitlines():
                 if line.strip():
@@ -50,7 +70,51 @@ class State:
             self.receipts[key] = receipt
             self.log.write(json.dumps(receipt) + "\n")
             self.log.flush()
-            return receipt["id"]
+        if self.reports is not None:
+            self.reports.put(receipt["id"])
+        return receipt["id"]
+
+
+class Reporter:
+    """Reports each accepted message delivered to notify by the gateway's own id."""
+
+    def __init__(self, url, token):
+        self.url, self.token = url, token
+        self.pending = queue.Queue()
+        self.reported = 0
+        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def put(self, message_id):
+        self.pending.put((message_id, 0, 0.0))
+
+    def _run(self):
+        while True:
+            message_id, attempt, due = self.pending.get()
+            wait = due - time.monotonic()
+            if wait > 0:
+                time.sleep(min(wait, 0.05))
+                self.pending.put((message_id, attempt, due))  # others may be due first
+                continue
+            if self._report(message_id):
+                self.reported += 1
+            elif attempt + 1 < REPORT_ATTEMPTS:
+                delay = REPORT_FIRST_DELAY * 2**attempt
+                self.pending.put((message_id, attempt + 1, time.monotonic() + delay))
+
+    def _report(self, message_id):
+        body = json.dumps({"message_id": message_id, "status": "delivered"}).encode()
+        request = urllib.request.Request(
+            self.url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"},
+        )
+        try:
+            with self.opener.open(request, timeout=5) as reply:
+                return reply.status == 200
+        except (urllib.error.URLError, OSError):
+            return False  # 404 (not recorded yet), notify down: later
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -82,6 +146,7 @@ class Handler(BaseHTTPRequestHandler):
                     "received": len(state.receipts),
                     "repeats": state.repeats,
                     "requests": state.requests,
+                    "reported": state.reports.reported if state.reports else 0,
                 }
             return self._reply(200, stats)
         if self.path == "/_receipts":
@@ -120,11 +185,14 @@ class Server(ThreadingHTTPServer):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log", required=True)
+    parser.add_argument("--report-to", help="notify's delivery-report URL for this provider")
+    parser.add_argument("--report-token", default="", help="the provider's callback token")
     args = parser.parse_args(argv)
-    Handler.state = State(args.log)
+    reports = Reporter(args.report_to, args.report_token) if args.report_to else None
+    Handler.state = State(args.log, reports)
     server = Server(("127.0.0.1", args.port), Handler)
     print("ready", flush=True)
     server.serve_forever()
