@@ -100,9 +100,11 @@ def code_of(source):
     return parts[2] if len(parts) == 4 and parts[1] == "kelurahan" else None
 
 
-def ingest_queue(service):
+def ingest_queue(service, name=None):
+    """The city's queue of ``service``'s events from every kelurahan (``name``: another
+    consumer's own queue of them, e.g. notify's on the city node)."""
     return Queue(
-        f"city.ingest.{service}",
+        name or f"city.ingest.{service}",
         UP_EXCHANGE,
         routing_key=f"*.*.*.*.{service}.#",  # a kelurahan code is four words
         durable=True,
@@ -296,14 +298,18 @@ class Ingest:
 
     ``project(conn, events)`` (optional) updates the city's read models from
     newly stored events (:class:`~shared.envelope.Event`, with their source), in
-    the storing transaction.
+    the storing transaction. ``queue`` names a queue of its own for another
+    consumer of the same events in another database (notify on the city node).
     """
 
-    def __init__(self, database_url, amqp_uri, service, project=None, batch_size=BATCH_SIZE):
+    def __init__(
+        self, database_url, amqp_uri, service, project=None, batch_size=BATCH_SIZE, queue=None
+    ):
         self.db = Database(database_url, size=2)
         self.amqp_uri = amqp_uri
         self.service = service
         self.project = project
+        self.queue_name = queue  # None: the service's own city.ingest.<service>
         self.batch_size = batch_size
         self._conn = None
         self._queue = None
@@ -473,7 +479,7 @@ class Ingest:
         channel = conn.channel()
         UP_EXCHANGE(channel).declare()
         DOWN_EXCHANGE(channel).declare()
-        queue = ingest_queue(self.service)(channel)
+        queue = ingest_queue(self.service, self.queue_name)(channel)
         queue.declare()
         channel.basic_qos(0, self.batch_size * 2, False)
         # on_message: the body stays undecoded until _accepted parses it, once

@@ -8,8 +8,9 @@ process. Each round it claims due notifications (:func:`outbox.claim`: marked
 transaction: ``sent``; ``temporary_failure`` with the next attempt after
 :func:`~services.notify.domain.backoff`; ``permanent_failure`` when the
 provider refuses the message or the attempts are used up. Every second it
-also notices service requests past their target and purges content and
-addresses older than the retention period.
+also notices service requests past their target (on the city node: proposals
+awaiting the kecamatan's or the city's decision, :mod:`services.notify.city`)
+and purges content and addresses older than the retention period.
 
 Workers (the service's event handlers) get a :class:`Dispatch` with the
 settings, the clock and :meth:`Dispatch.wake`, which has the thread look for
@@ -29,7 +30,7 @@ import eventlet.queue
 import eventlet.semaphore
 from nameko.extensions import DependencyProvider
 
-from services.notify import notifier, outbox, providers
+from services.notify import city, notifier, outbox, providers
 from services.notify import settings as settingsmod
 from services.notify.domain import backoff, sms_allowed
 from shared import config as configmod
@@ -50,6 +51,7 @@ class Dispatch:
         self.settings = provider.settings
         self.clock = provider.clock
         self.kelurahan = provider.kelurahan
+        self.city = provider.city
         self.wake = provider.wake
         self.callback_allowed = provider.callback_allowed
 
@@ -67,7 +69,9 @@ class Dispatcher(DependencyProvider):
     def setup(self):
         self.settings = settingsmod.load()
         self.clock = settingsmod.Clock(self.settings.clock)
-        self.kelurahan = configmod.load(self.container.service_name).kelurahan_code
+        node = configmod.load(self.container.service_name)
+        self.kelurahan = node.kelurahan_code  # the node's area: 32.75 on the city node
+        self.city = node.node_role == "city"
         self.switchboard = providers.Switchboard(
             providers.Route(
                 providers.build(p, pool_size=self.settings.concurrency),
@@ -202,6 +206,13 @@ class Dispatcher(DependencyProvider):
         breaches = notifier.notice_breaches(db, self.kelurahan, self.settings.channels, now)
         if breaches:
             log.info("dispatcher: %d notifications of requests past their target", breaches)
+        if self.city:
+            digests = city.notice_awaiting(
+                db, self.kelurahan, self.settings.channels, now, self.settings.digest_seconds
+            )
+            if digests:
+                log.info("dispatcher: %d notifications of proposals awaiting a decision", digests)
+                self.wake()
         purged = outbox.purge(db, now - timedelta(days=self.settings.retention_days), now)
         if purged:
             log.info("dispatcher: purged content and address of %d notifications", purged)

@@ -16,15 +16,18 @@ service, where that look is recorded.
 from dataclasses import dataclass, field
 
 from services.notify.templates import rupiah
+from shared import wilayah
 
 
 @dataclass(frozen=True)
 class Audience:
-    """A user (``user``), or everyone holding ``role`` in this kelurahan (and ``rw``)."""
+    """A user (``user``), or everyone holding ``role`` in this kelurahan (and ``rw``), or
+    in another ``area`` (on the city node: the kecamatan a camat serves)."""
 
     user: str | None = None
     role: str | None = None
     rw: int | None = None
+    area: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,28 @@ def breach_notice(request):
     return Notice(
         "request.breached", {"kind": kind, "rw": request["rw"]}, (Audience(role="operator"),)
     )
+
+
+def awaiting_kecamatan_notice(kelurahan, year, new, waiting):
+    """City node: ``new`` proposals of a kelurahan forwarded (``waiting`` in all), to the camat
+    of its kecamatan."""
+    kecamatan = kelurahan.rsplit(".", 1)[0]
+    params = {
+        "count": new,
+        "kelurahan": wilayah.name_of(kelurahan),
+        "kecamatan": wilayah.name_of(kecamatan),
+        "year": year,
+        "waiting": waiting,
+    }
+    return Notice("city.awaiting_kecamatan", params, (Audience(role="camat", area=kecamatan),))
+
+
+def awaiting_city_notice(kecamatan, year, new, waiting):
+    """City node: ``new`` proposals of a kecamatan accepted there (``waiting`` in all for the
+    city's decision), to bappeda."""
+    params = {"count": new, "kecamatan": wilayah.name_of(kecamatan), "year": year}
+    params["waiting"] = waiting
+    return Notice("city.awaiting_city", params, (Audience(role="bappeda"),))
 
 
 def _proposal_notices(event, memory):

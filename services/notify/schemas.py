@@ -21,7 +21,8 @@ from services.notify.templates import CHANNELS
 from shared.schema import Command, Int, Pattern, Strict, Text, UuidStr
 from shared.schema import load as load  # re-exported: the service's one entry point
 
-KELURAHAN_CODE = re.compile(r"^32\.75\.[0-9]{2}\.[0-9]{4}$")
+#: where a contact holds its role: a kelurahan, or on the city node the city or a kecamatan
+AREA_CODE = re.compile(r"^32\.75(\.[0-9]{2}(\.[0-9]{4})?)?$")
 PSEUDONYM = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 PHONE = re.compile(r"^\+?[0-9][0-9 ()-]{7,20}$")
 EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,189}\.[^@\s]{2,63}$")
@@ -46,6 +47,7 @@ class RegisterContact(Command):
         fields.String(validate=OneOf(CHANNELS)), validate=Length(1, 4), load_default=None
     )
     whatsapp_opt_in = fields.Boolean(load_default=False)
+    area = Pattern(AREA_CODE, "city or kecamatan code", load_default=None)
 
 
 class ContactCommand(Command):
@@ -119,7 +121,7 @@ class Empty(Strict):
 
 class ContactRegisteredEvent(Event):
     role = fields.String(required=True, validate=OneOf(CONTACT_ROLES))
-    kelurahan = Pattern(KELURAHAN_CODE, "kelurahan code", required=True)
+    kelurahan = Pattern(AREA_CODE, "kelurahan, kecamatan or city code", required=True)
     rw = _unit(required=True, allow_none=True)
     rt = _unit(required=True, allow_none=True)
     channels = fields.List(fields.String(validate=OneOf(CHANNELS)), required=True)

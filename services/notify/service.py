@@ -19,7 +19,7 @@ import json
 from functools import partial
 from pathlib import Path
 
-from services.notify import notifier, outbox, schemas, views
+from services.notify import city, notifier, outbox, schemas, views
 from services.notify.dispatcher import Dispatcher
 from services.notify.domain import Contact, contact_stream, is_opt_out, normalise_phone
 from services.notify.rules import FOLLOWED
@@ -69,6 +69,9 @@ class NotifyService(EventSourcedService):
 
     def _notify(self, events, conn):
         dispatch = self.dispatch
+        if dispatch.city:  # the city's own decisions: what awaits bappeda
+            city.fold(conn, events)
+            return
         now = dispatch.clock.now()
         if notifier.on_events(conn, events, dispatch.kelurahan, dispatch.channels, now):
             dispatch.wake()
@@ -90,7 +93,7 @@ class NotifyService(EventSourcedService):
             if not own:
                 raise ValidationError({"role": ["Required when registering someone else."]})
             data["role"], data["rw"], data["rt"] = actor.role, actor.rw, actor.rt
-        data["kelurahan"] = self.repo.config.kelurahan_code
+        data["kelurahan"] = self._area(actor, own, data.pop("area"))
         data["channels"] = data["channels"] or ["in_app"]
         if data["phone"] is not None:
             data["phone"] = normalise_phone(data["phone"])
@@ -252,6 +255,16 @@ class NotifyService(EventSourcedService):
             if contact.pending:
                 self.repo.save((contact, contact_stream(user_id)), command_id=data["command_id"])
         return views.get_contact(self.repo.db, user_id)
+
+    def _area(self, actor, own, area):
+        """Where a contact holds its role: this kelurahan; on the city node, the place
+        of the person's own token (a camat's kecamatan), or the ``area`` staff name."""
+        node = self.repo.config.kelurahan_code
+        if self.repo.config.node_role != "city":
+            if area is not None and area != node:
+                raise ValidationError({"area": ["Only the city node holds other areas."]})
+            return node
+        return area or (actor.kelurahan if own else node)
 
     def _contact(self, user_id, required=True):
         try:

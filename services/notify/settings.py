@@ -11,6 +11,7 @@
 | ``NOTIFY_COOLDOWN_SECONDS`` | a failing provider is skipped this long, then tried again | 30 |
 | ``NOTIFY_CONCURRENCY`` | messages in flight at once per process | 16 |
 | ``NOTIFY_POLL_SECONDS`` | how often an idle dispatcher looks for due messages | 0.2 |
+| ``NOTIFY_DIGEST_SECONDS`` | city node: how long a group of forwarded or accepted proposals must be quiet before the camat or bappeda hears of it | 300 |
 
 A provider is an object with ``name``, ``channel`` (``sms``, ``whatsapp``,
 ``email``), ``kind`` (``http`` or ``smtp``), ``priority`` (lower first,
@@ -64,6 +65,7 @@ class Settings:
     cooldown_seconds: float = 30.0
     concurrency: int = 16
     poll_seconds: float = 0.2
+    digest_seconds: float = 300.0
 
     @property
     def channels(self):
@@ -79,6 +81,7 @@ NUMBERS = {
     "NOTIFY_COOLDOWN_SECONDS": ("cooldown_seconds", float, 0.0),
     "NOTIFY_CONCURRENCY": ("concurrency", int, 1),
     "NOTIFY_POLL_SECONDS": ("poll_seconds", float, 0.01),
+    "NOTIFY_DIGEST_SECONDS": ("digest_seconds", float, 0.0),
 }
 
 

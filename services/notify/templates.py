@@ -285,6 +285,23 @@ TEMPLATES = {
             "Warga rentan baru di RW {rw}",
             "rembug_warga_rentan",
         ),
+        _t(
+            "city.awaiting_kecamatan",
+            ("count", "kelurahan", "kecamatan", "year", "waiting"),
+            "{count} usulan baru dari Kelurahan {kelurahan} diteruskan ke Musrenbang "
+            "Kecamatan {kecamatan} RKPD {year}; {waiting} usulan kelurahan ini menunggu "
+            "keputusan kecamatan.",
+            "{count} usulan dari Kelurahan {kelurahan} menunggu Musrenbang Kecamatan",
+            "rembug_kota_menunggu_kecamatan",
+        ),
+        _t(
+            "city.awaiting_city",
+            ("count", "kecamatan", "year", "waiting"),
+            "{count} usulan dari Kecamatan {kecamatan} diterima Musrenbang Kecamatan RKPD "
+            "{year}; {waiting} usulan kecamatan ini menunggu keputusan Musrenbang Kota.",
+            "{count} usulan dari Kecamatan {kecamatan} menunggu keputusan kota",
+            "rembug_kota_menunggu_kota",
+        ),
     )
 }
 

@@ -90,15 +90,20 @@ def public_view(row):
 RECIPIENTS = """
 SELECT c.* FROM contacts c
 WHERE c.user_id = ANY(%(users)s)
-   OR (c.kelurahan = %(kelurahan)s AND EXISTS (
-        SELECT 1 FROM unnest(%(roles)s::text[], %(rws)s::integer[]) AS a(role, rw)
-        WHERE a.role = c.role AND (a.rw IS NULL OR a.rw = c.rw)))
+   OR EXISTS (
+        SELECT 1 FROM unnest(%(roles)s::text[], %(rws)s::integer[], %(areas)s::text[])
+            AS a(role, rw, area)
+        WHERE c.kelurahan = coalesce(a.area, %(kelurahan)s) AND a.role = c.role
+          AND (a.rw IS NULL OR a.rw = c.rw))
 ORDER BY c.user_id
 """
 
 
 def recipients(conn, kelurahan, audiences):
-    """The contacts rows the audiences name, each person once, in a stable order (one query)."""
+    """The contacts rows the audiences name, each person once, in a stable order (one query).
+
+    A role is looked up in the node's own area (``kelurahan``) unless the audience
+    names another (on the city node: a camat's kecamatan)."""
     users = sorted({a.user for a in audiences if a.user})
     roles = [a for a in audiences if a.role is not None]
     if not users and not roles:
@@ -110,5 +115,6 @@ def recipients(conn, kelurahan, audiences):
             "kelurahan": kelurahan,
             "roles": [a.role for a in roles],
             "rws": [a.rw for a in roles],
+            "areas": [a.area for a in roles],
         },
     ).fetchall()

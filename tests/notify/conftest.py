@@ -204,6 +204,7 @@ class RealService:
 
     def __init__(self, name, container, database_url, config):
         self.name, self.container, self.config = name, container, config
+        self.database_url = database_url
         self.relay = Relay(database_url, config["AMQP_URI"], name, f"/kelurahan/{KELURAHAN}/{name}")
         self.stop_event = threading.Event()
         self.thread = threading.Thread(
@@ -225,6 +226,14 @@ class RealService:
     def stop(self):
         self.stop_event.set()
         self.thread.join(10)
+
+
+def query(database_url, sql, params=()):
+    """Rows of ``sql`` as dicts."""
+    with psycopg.connect(database_url) as conn:
+        cursor = conn.execute(sql, params)
+        columns = [c.name for c in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
 def new_schema(server_database_url):
@@ -338,10 +347,7 @@ class Node:
             yield proxy
 
     def query(self, sql, params=()):
-        with psycopg.connect(self.notify_url) as conn:
-            cursor = conn.execute(sql, params)
-            columns = [c.name for c in cursor.description]
-            return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        return query(self.notify_url, sql, params)
 
     def notifications(self, **where):
         clause = " AND ".join(f"{k} = %s" for k in where) or "true"
