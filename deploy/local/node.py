@@ -7,8 +7,12 @@ their own broker users; the city's decisions come down). With ``--kelurahan
 CODE``: that one kelurahan node alone, without a city.
 
 For each node it creates the RabbitMQ vhost and the databases (one per
-service), applies their migrations, then starts every process as a child,
-prints how to call them, and stays in the foreground: Ctrl-C stops everything.
+service), applies their migrations, then starts every process as a child
+(with, for notify, a fake SMS gateway, a fake WhatsApp gateway and an SMTP
+sink: development tools that keep what they are given under ``run/<code>/``
+and send nothing to anyone; ``NOTIFY_PROVIDERS`` in the environment replaces
+them), prints how to call them, and stays in the foreground: Ctrl-C stops
+everything.
 A child that dies is reported and stops all, so nothing runs half-up; if the
 supervisor itself is killed, its children are stopped by the kernel. State (a
 node's signing secret, logs) lives under ``run/<code>/`` (``run/32.75/`` for the
@@ -56,6 +60,12 @@ SERVICES = {
         "environment": {"MAX_WORKERS": "100"},
     },
 }
+# Development stand-ins for the SMS/WhatsApp gateways and the mail server, one set per
+# node on ports beside its services' (deploy/local/fake_provider.py, smtp_sink.py): they
+# keep what notify sends in run/<code>/fake-<channel>.jsonl and send nothing anywhere.
+FAKES = {"sms": 6, "whatsapp": 7, "email": 8}  # channel -> port offset in the node's ten
+DEV_SENDER = "REMBUG-DEV"  # the SMS sender id of the fake gateway (at most 11 characters)
+NOTIFY_DIGEST_SECONDS = "10"  # make run: the camat and bappeda hear a quiet group soon
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DEFAULT_KELURAHAN = "32.75.05.1002"  # Pengasinan, Kec. Rawalumbu
 DEMO_KELURAHAN = (DEFAULT_KELURAHAN, "32.75.08.1003")  # and Jatimakmur, Kec. Pondokgede
@@ -168,6 +178,57 @@ def http_port(code, service):
     return HTTP_PORT_BASE + 10 * node_index + 1 + list(SERVICES).index(service)
 
 
+def fake_port(code, channel):
+    """The port of a node's fake provider of ``channel`` (beside its services' ports)."""
+    return http_port(code, "proposals") - 1 + FAKES[channel]
+
+
+def fake_provider_name(channel):
+    return f"{channel}-dev"
+
+
+def fake_callback_token(state):
+    """The fake gateways' bearer token for notify's delivery-report hook."""
+    return node_secret(state, "fake_provider_token", lambda: secrets.token_urlsafe(24))
+
+
+def notify_providers(code, state):
+    """``NOTIFY_PROVIDERS`` for the node's fake SMS and WhatsApp gateways and mail sink."""
+    http = [
+        {
+            "name": fake_provider_name(channel),
+            "channel": channel,
+            "kind": "http",
+            "url": f"http://127.0.0.1:{fake_port(code, channel)}/messages",
+            "token": "development-only",
+            **({"sender": DEV_SENDER} if channel == "sms" else {}),
+            "rate": 200,
+            "timeout": 5,
+            "callback_token": fake_callback_token(state),
+        }
+        for channel in ("sms", "whatsapp")
+    ]
+    mail = {
+        "name": fake_provider_name("email"),
+        "channel": "email",
+        "kind": "smtp",
+        "host": "127.0.0.1",
+        "port": fake_port(code, "email"),
+        "sender": f"rembug@{code.replace('.', '-')}.rembug.test",
+        "rate": 200,
+    }
+    return json.dumps([*http, mail])
+
+
+def notify_environment(code, state):
+    """Notify's settings on a make-run node: the fake providers (unless the developer
+    gives NOTIFY_PROVIDERS), and short city digests."""
+    return {
+        "NOTIFY_PROVIDERS": os.environ.get("NOTIFY_PROVIDERS") or notify_providers(code, state),
+        "NOTIFY_DIGEST_SECONDS": os.environ.get("NOTIFY_DIGEST_SECONDS", NOTIFY_DIGEST_SECONDS),
+    }
+
+
 def service_environment(code, service, state, city_uri=None):
     vhost = urllib.parse.quote(vhost_name(code), safe="")
     return {
@@ -181,6 +242,7 @@ def service_environment(code, service, state, city_uri=None):
         "PII_MASTER_KEY": pii_master_key(state),
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{http_port(code, service)}",
         **SERVICES[service].get("environment", {}),
+        **(notify_environment(code, state) if service == "notify" else {}),
         "PYTHONPATH": str(ROOT),
         # eventlet's notice, in every log (it warns from the module that imports it)
         "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::Warning:nameko.cli.commands",
@@ -209,11 +271,43 @@ def die_with_parent():
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def fake_commands(code, state, environments):
+    """The node's fake SMS and WhatsApp gateways (reporting deliveries to notify by their
+    own message ids) and its mail sink."""
+    notify = environments["notify"]["WEB_SERVER_ADDRESS"]
+    commands = {}
+    for channel in ("sms", "whatsapp"):
+        reports = f"http://{notify}/notify/providers/{fake_provider_name(channel)}/reports"
+        commands[f"fake-{channel}"] = [
+            *(sys.executable, "-m", "deploy.local.fake_provider"),
+            *("--port", str(fake_port(code, channel))),
+            *("--log", str(state / f"fake-{channel}.jsonl")),
+            *("--report-to", reports, "--report-token", fake_callback_token(state)),
+        ]
+    commands["fake-email"] = [
+        *(sys.executable, "-m", "deploy.local.smtp_sink"),
+        *("--port", str(fake_port(code, "email"))),
+        *("--log", str(state / "fake-email.jsonl")),
+    ]
+    return commands
+
+
 def start(state, environments, label, linked=False):
-    """Start every service, its relay and (``linked``) its replication link; returns the
-    child processes by name (``<label>/<process>``)."""
+    """Start every service, its relay and (``linked``) its replication link, and the fake
+    providers; returns the child processes by name (``<label>/<process>``)."""
     bin_dir = Path(sys.executable).parent
     children = {}
+    if "notify" in environments and not os.environ.get("NOTIFY_PROVIDERS"):
+        for name, command in fake_commands(label, state, environments).items():
+            log = (state / f"{name}.log").open("ab")
+            children[f"{label}/{name}"] = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=environments["notify"],
+                stdout=log,
+                stderr=log,
+                preexec_fn=die_with_parent,
+            )
     for service, env in environments.items():
         commands = {
             service: [
@@ -232,6 +326,9 @@ def start(state, environments, label, linked=False):
                 "shared.replication",
                 service,
             ]
+        if linked and service == "notify" and label == CITY_CODE:
+            # notify's own copy of the kelurahan's proposals events, for the camat and bappeda
+            commands["notify-city"] = [sys.executable, "-m", "services.notify.city"]
         for name, command in commands.items():
             log = (state / f"{name}.log").open("ab")
             children[f"{label}/{name}"] = subprocess.Popen(
@@ -246,11 +343,22 @@ def print_usage(code, state, environments):
         f"\n    {service:<10} http://{e['WEB_SERVER_ADDRESS']}/health  /ready  /metrics"
         for service, e in environments.items()
     )
+    fakes = ""
+    if not os.environ.get("NOTIFY_PROVIDERS"):
+        fakes = (
+            "\n  fake notification providers (development only: no SMS, WhatsApp or email"
+            " leaves this machine):"
+            + "".join(
+                f"\n    {channel:<10} 127.0.0.1:{fake_port(code, channel)}"
+                f" -> {state}/fake-{channel}.jsonl"
+                for channel in FAKES
+            )
+        )
     print(f"""
 rembug node for {node_label(code)} ({code}) is running.
   broker:  {env["AMQP_URI"]}
   logs:    {state}/*.log (JSON lines)
-  health, readiness, metrics:{health}""")
+  health, readiness, metrics:{health}{fakes}""")
 
 
 def print_calls(code):

@@ -142,7 +142,8 @@ def test_services_stop_when_the_supervisor_is_killed(local_node):
     children = subprocess.run(
         ["pgrep", "-P", str(local_node.pid)], capture_output=True, text=True
     ).stdout.split()
-    assert len(children) == 2 * len(node.SERVICES)  # each service and its relay
+    # each service and its relay, and notify's fake SMS and WhatsApp gateways and mail sink
+    assert len(children) == 2 * len(node.SERVICES) + len(node.FAKES)
     local_node.kill()
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in children):
@@ -166,3 +167,39 @@ def test_each_service_is_ready_on_its_own_printed_port(local_node):
     printed, _ = local_node.communicate(timeout=30)
     for url in urls.values():
         assert f"{url}/health" in printed, printed
+
+
+def test_notify_delivers_to_the_nodes_fake_whatsapp_gateway(local_node):
+    """make run's notify sends to the fake gateway beside it (nothing leaves the machine),
+    which reports the delivery back by its own message id."""
+    contact = {
+        "user_id": "u-rt-7-3",
+        "role": "ketua_rt",
+        "rw": 7,
+        "rt": 3,
+        "phone": "081200000073",  # generated: the fake gateway only writes it to a file
+        "channels": ["whatsapp", "in_app"],
+        "whatsapp_opt_in": True,
+    }
+    assert call("notify.register_contact", contact)[0] == 0
+    payload = f.proposal(proposer={"level": "rt", "rw": 7, "rt": 3})
+    code, _, err = call("proposals.submit", payload, role="ketua_rt", user="u-rt-7-3", rw=7, rt=3)
+    assert code == 0, err
+    received = node.node_paths(CODE) / "fake-whatsapp.jsonl"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (received.exists() and received.read_text()):
+        time.sleep(0.5)
+    [receipt] = [json.loads(line) for line in received.read_text().splitlines()]
+    assert receipt["body"]["template"] == "rembug_usulan_diterima_v1"
+    assert receipt["body"]["to"] == "+6281200000073"
+    while time.monotonic() < deadline:
+        code, out, _ = call("notify.list_notifications", {"user_id": "u-rt-7-3"}, role="lurah")
+        [told] = json.loads(out)["items"]
+        if told["state"] == "delivered":
+            break
+        time.sleep(0.5)
+    assert (told["channel"], told["provider"], told["state"]) == (
+        "whatsapp",
+        "whatsapp-dev",
+        "delivered",
+    )
