@@ -234,6 +234,7 @@ def test_list_query_defaults_and_bounds():
         "rw": None,
         "status": None,
         "sector": None,
+        "target_agency": None,
         "year": None,
         "page": 1,
         "per_page": 50,
