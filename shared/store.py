@@ -171,11 +171,9 @@ class EventStore:
 
     def _select(self, sql, params, conn=None):
         if conn is not None:
-            return self._decode(
-                conn.cursor(row_factory=tuple_row).execute(sql, params, prepare=True)
-            )
+            return self._decode(_cursor(conn).execute(sql, params, prepare=True).fetchall())
         with self.db.read() as own:
-            rows = own.cursor(row_factory=tuple_row).execute(sql, params, prepare=True).fetchall()
+            rows = _cursor(own).execute(sql, params, prepare=True).fetchall()
         return self._decode(rows)
 
     def _decode(self, rows):
@@ -266,8 +264,7 @@ def _run_as_one_transaction(conn, statements):
     try:
         if len(statements) == 1:
             sql, params = statements[0]
-            cursor = conn.cursor(row_factory=tuple_row)
-            return [cursor.execute(sql, params, prepare=True).fetchone()]
+            return [_cursor(conn).execute(sql, params, prepare=True).fetchone()]
         cursor = ClientCursor(conn, row_factory=tuple_row)
         cursor.execute(
             "; ".join(sql for sql, _ in statements), [p for _, ps in statements for p in ps]
@@ -280,6 +277,17 @@ def _run_as_one_transaction(conn, statements):
     finally:
         if not conn.closed:
             conn.autocommit = False
+
+
+def _cursor(conn):
+    """The store's cursor on ``conn`` (tuple rows), made once per connection and kept on it:
+    a fresh cursor would look up the dumper of every parameter again on each statement.
+    The store reads every result whole before the connection goes back to its pool, so
+    no two statements ever share it at once."""
+    cursor = getattr(conn, "_rembug_store_cursor", None)
+    if cursor is None or cursor.closed:
+        cursor = conn._rembug_store_cursor = conn.cursor(row_factory=tuple_row)
+    return cursor
 
 
 def _version(expected, index):
