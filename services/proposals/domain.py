@@ -269,9 +269,8 @@ def _history_entry(type_, meta, summary, reason=None):
 
 
 def _with_defaults(values, defaults):
-    merged = json_copy(defaults)
-    merged.update(json_copy(values))
-    return merged
+    """A copy of ``values`` with ``defaults`` (scalars) for the keys it lacks."""
+    return {**defaults, **json_copy(values)}
 
 
 class Proposal(Aggregate):
@@ -376,11 +375,14 @@ class Proposal(Aggregate):
             raise _invalid("proposer", f"level must be one of {', '.join(PROPOSER_LEVELS)}.")
         if not isinstance(location, dict) or not _is_int(location.get("rw")):
             raise _invalid("location", "An RW number is required.")
-        submission = {
-            f: json_copy(data.get(f, _OPTIONAL_DEFAULTS.get(f))) for f in SUBMISSION_FIELDS
-        }
-        submission["proposer"] = _with_defaults(proposer, _PROPOSER_DEFAULTS)
-        submission["location"] = _with_defaults(location, _LOCATION_DEFAULTS)
+        submission = {}
+        for f in SUBMISSION_FIELDS:  # each value copied once
+            if f == "proposer":
+                submission[f] = _with_defaults(proposer, _PROPOSER_DEFAULTS)
+            elif f == "location":
+                submission[f] = _with_defaults(location, _LOCATION_DEFAULTS)
+            else:
+                submission[f] = json_copy(data.get(f, _OPTIONAL_DEFAULTS.get(f)))
         return submission
 
     def revise(self, actor, changes, meta):
