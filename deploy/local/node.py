@@ -328,7 +328,7 @@ def start(state, environments, label, linked=False):
             ]
         if linked and service == "notify" and label == CITY_CODE:
             # notify's own copy of the kelurahan's proposals events, for the camat and bappeda
-            commands["notify-city"] = [sys.executable, "-m", "services.notify.city"]
+            commands["notify-city"] = [sys.executable, "-m", "services.notify.awaiting"]
         for name, command in commands.items():
             log = (state / f"{name}.log").open("ab")
             children[f"{label}/{name}"] = subprocess.Popen(

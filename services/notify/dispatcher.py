@@ -9,7 +9,7 @@ transaction: ``sent``; ``temporary_failure`` with the next attempt after
 :func:`~services.notify.domain.backoff`; ``permanent_failure`` when the
 provider refuses the message or the attempts are used up. Every second it
 also notices service requests past their target (on the city node: proposals
-awaiting the kecamatan's or the city's decision, :mod:`services.notify.city`)
+awaiting the kecamatan's or the city's decision, :mod:`services.notify.awaiting`)
 and purges content and addresses older than the retention period.
 
 Workers (the service's event handlers) get a :class:`Dispatch` with the
@@ -30,7 +30,7 @@ import eventlet.queue
 import eventlet.semaphore
 from nameko.extensions import DependencyProvider
 
-from services.notify import city, notifier, outbox, providers
+from services.notify import awaiting, notifier, outbox, providers
 from services.notify import settings as settingsmod
 from services.notify.domain import backoff, sms_allowed
 from shared import config as configmod
@@ -207,7 +207,7 @@ class Dispatcher(DependencyProvider):
         if breaches:
             log.info("dispatcher: %d notifications of requests past their target", breaches)
         if self.city:
-            digests = city.notice_awaiting(
+            digests = awaiting.notice_awaiting(
                 db, self.kelurahan, self.settings.channels, now, self.settings.digest_seconds
             )
             if digests:

@@ -19,7 +19,7 @@ import json
 from functools import partial
 from pathlib import Path
 
-from services.notify import city, notifier, outbox, schemas, views
+from services.notify import awaiting, notifier, outbox, schemas, views
 from services.notify.dispatcher import Dispatcher
 from services.notify.domain import Contact, contact_stream, is_opt_out, normalise_phone
 from services.notify.rules import FOLLOWED
@@ -70,7 +70,7 @@ class NotifyService(EventSourcedService):
     def _notify(self, events, conn):
         dispatch = self.dispatch
         if dispatch.city:  # the city's own decisions: what awaits bappeda
-            city.fold(conn, events)
+            awaiting.fold(conn, events)
             return
         now = dispatch.clock.now()
         if notifier.on_events(conn, events, dispatch.kelurahan, dispatch.channels, now):

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 import pytest
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from services.notify import city as notify_city
+from services.notify import awaiting
 from services.notify.service import NotifyService
 from services.proposals.service import MIGRATIONS, ProposalsService
 from shared import config as configmod
@@ -51,7 +51,7 @@ class City:
         local_relay = Relay(
             self.env["DATABASE_URL"], self.env["AMQP_URI"], "proposals", "/city/32.75/proposals"
         )
-        for target, args in ((notify_city.run, (notify_cfg,)), (local_relay.run_forever, ())):
+        for target, args in ((awaiting.run, (notify_cfg,)), (local_relay.run_forever, ())):
             thread = threading.Thread(target=target, args=(*args, self.stop), daemon=True)
             thread.start()
             self.threads.append(thread)

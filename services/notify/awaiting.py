@@ -1,8 +1,12 @@
 """Notify on the city node: the camat and bappeda hear what awaits their Musrenbang.
 
+(Not ``services/notify/city.py``: that name is the hook of notify's own events'
+city projection, :func:`shared.replication.city_projection`, which notify does
+not need.)
+
 What it sees. The kelurahan's proposals events come up to the city broker
 (:mod:`shared.replication`); notify's own ingest (:func:`run`, ``python -m
-services.notify.city`` beside the city's notify) takes a copy of them from a
+services.notify.awaiting`` beside the city's notify) takes a copy of them from a
 queue of its own on ``replication.up`` (``city.notify.proposals``) with the
 platform's :class:`~shared.replication.Ingest`, which stores each event once per
 source and sequence, in order, without gaps (asking a kelurahan to publish
@@ -169,12 +173,12 @@ def run(cfg, stop_event):
 
 
 def main():
-    """``python -m services.notify.city``: notify's ingest on the city node, until SIGTERM or
+    """``python -m services.notify.awaiting``: notify's ingest on the city node, until SIGTERM or
     SIGINT (its database migrated by the notify service)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     cfg = configmod.load("notify")
     if cfg.node_role != "city":
-        raise SystemExit("services.notify.city runs on the city node (NODE_ROLE=city)")
+        raise SystemExit("services.notify.awaiting runs on the city node (NODE_ROLE=city)")
     stop = threading.Event()
 
     def request_stop(*_):
