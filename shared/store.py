@@ -112,11 +112,13 @@ class EventStore:
         a command costs one round trip. A duplicate command returns every event
         the first attempt stored.
         """
-        pending = [
-            [e.stored(self.source, _version(expected, i), None) for i, e in enumerate(events)]
-            for _, expected, events in batches
-        ]
-        statements = [] if project is None else list(project(pending))
+        statements = []
+        if project is not None:  # the projection sees each event with its stream version
+            pending = [
+                [e.stored(self.source, _version(expected, i), None) for i, e in enumerate(events)]
+                for _, expected, events in batches
+            ]
+            statements = list(project(pending))
         statements = _with_append(statements, _append_statement(batches, command_id))
         with self.db.connection() as conn:
             try:
@@ -133,9 +135,9 @@ class EventStore:
                     ) from None
                 raise
         bases = bases if isinstance(bases, list) else [bases]
-        sequence = last_seq - sum(len(events) for events in pending)
+        sequence = last_seq - sum(len(events) for _, _, events in batches)
         stored = []
-        for base, events in zip(bases, pending, strict=True):
+        for base, (_, _, events) in zip(bases, batches, strict=True):
             stored += [
                 e.stored(self.source, base + i + 1, sequence + i + 1) for i, e in enumerate(events)
             ]
