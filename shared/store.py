@@ -33,6 +33,9 @@ from shared.envelope import Event
 from shared.errors import Conflict
 
 APPEND = "SELECT last_seq, base FROM rembug_append(%s, %s, %s, %s, %s)"
+APPEND_ONE = (
+    "SELECT last_seq, base FROM rembug_append_one(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+)
 APPEND_MANY = "SELECT last_seq, bases FROM rembug_append_many(%s, %s::text[], %s::integer[], %s)"
 CONFLICT_SQLSTATE = "RB409"
 DUPLICATE_SQLSTATE = "RB208"
@@ -216,9 +219,26 @@ class EventStore:
 
 
 def _append_statement(batches, command_id):
-    """The one statement that appends ``batches``: ``(last_seq, base or bases)``."""
+    """The one statement that appends ``batches``: ``(last_seq, base or bases)``. One event
+    (most commands) goes with its envelope as typed parameters, which the server neither
+    parses as JSON nor iterates."""
     if len(batches) == 1:
         stream, expected, events = batches[0]
+        if len(events) == 1:
+            e = events[0]
+            return APPEND_ONE, [
+                stream,
+                expected,
+                command_id,
+                e.id,
+                e.type,
+                e.time,
+                Jsonb(e.data),
+                e.data_version,
+                e.correlation_id,
+                e.causation_id,
+                Jsonb(e.actor),
+            ]
         return APPEND, [stream, expected, command_id, True, Jsonb(_payload(events))]
     streams = [stream for stream, _, _ in batches]
     expected = [expected for _, expected, _ in batches]

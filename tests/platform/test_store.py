@@ -39,6 +39,36 @@ def test_append_assigns_stream_versions_and_gap_free_sequences(store):
     assert store.head() == 4
 
 
+def test_one_event_is_stored_as_it_would_be_among_several(store):
+    """A lone event takes the typed-parameter path (rembug_append_one), events of a
+    batch the JSON one (rembug_append): both store the same envelope."""
+
+    def full(data):
+        return Event(
+            type="thing.happened",
+            stream="s",
+            data=data,
+            data_version=3,
+            actor={"id": "u-1", "role": "operator"},
+            correlation_id="corr-1",
+            causation_id="cause-1",
+        )
+
+    alone = full({"n": 1, "nested": {"x": [1.5, None, "é"]}})
+    pair = [full({"n": 2}), full({"n": 3})]
+    store.append("s", 0, [alone], command_id="cmd-one")
+    store.append("s", 1, pair, command_id="cmd-pair")
+    store.append("s", None, [full({"n": 4})])  # anywhere: at the end
+    loaded = store.load("s")
+    assert [e.version for e in loaded] == [1, 2, 3, 4]
+    assert [e.sequence for e in loaded] == [1, 2, 3, 4]
+    for original, stored in zip([alone, *pair], loaded, strict=False):
+        fields = ("id", "type", "time", "data", "data_version", "actor")
+        assert [getattr(stored, f) for f in fields] == [getattr(original, f) for f in fields]
+        assert (stored.correlation_id, stored.causation_id) == ("corr-1", "cause-1")
+    assert [e.id for e in store.events_of_command("cmd-one")] == [alone.id]
+
+
 def test_wrong_expected_version_is_a_conflict_and_writes_nothing(store, db):
     store.append("a", 0, [make_event(stream="a")])
     with pytest.raises(Conflict):
