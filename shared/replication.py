@@ -10,7 +10,8 @@ Every connection is opened from the kelurahan side. On the city broker's vhost
   user write only under its own code.
 - ``replication.down`` (topic): city -> kelurahan. Routing key
   ``<kelurahan code>.<service>.<kind>``; ``control.resend`` asks a kelurahan to
-  publish a service's log again after a sequence.
+  publish a service's log again after a sequence, ``control.diverged`` tells
+  it the city refuses its log (guarantee 6).
 - ``city.ingest.<service>`` queues (bound ``*.*.*.*.<service>.#``: a code is
   four words) and one
   ``kelurahan.<code>.<service>`` queue per kelurahan and service (bound
@@ -28,6 +29,9 @@ Guarantees, each proven by a test against the real servers
    publish again from the city's position (at most once per
    ``RESEND_INTERVAL`` per source). On start the city asks every kelurahan of
    Kota Bekasi to resend what it lacks, so a city rebuilt from empty catches up.
+   A message is acknowledged only once the transaction that stored its batch
+   has committed; batches are stored one at a time, in the order received,
+   while the next one is being received (:class:`Ingest`).
 3. The city refuses an event whose ``source`` is not the kelurahan of the
    broker user that published it (``user_id``), logs the attempt and
    dead-letters it.
@@ -35,8 +39,22 @@ Guarantees, each proven by a test against the real servers
    the transaction that stores the events: each takes effect exactly once.
 5. Events leave a kelurahan in their CloudEvents form, which never carries an
    event's ``data["personal"]``.
-
-6. The city's own events about a kelurahan's entities (a camat's or bappeda's
+6. The city never mixes two histories of one source. An event whose sequence
+   the city has stored already is compared with the stored one by id: the
+   same id is a duplicate, dropped; another id means the kelurahan's log is no
+   longer the one the city holds (its server reinstalled with an empty store,
+   or its store restored from an older backup). The city then marks the source
+   diverged (``replication_positions.diverged_at`` and ``diverged_sequence``,
+   the first sequence found different), stores none of its events from then
+   on (they are acknowledged and dropped: the kelurahan's store keeps them),
+   asks it for no resend, logs an error naming the source (at most once a
+   minute per source; never an event's data), sends the kelurahan a
+   ``control.diverged`` message that its downlink logs as an error, and
+   reports ``rembug_replication_diverged{source}`` = 1 in the metrics. The
+   mark survives restarts. What the city already holds of the source stays
+   as it is (after a reinstall it may be the only copy of the old history):
+   joining the histories is an operator's decision, not the city's.
+7. The city's own events about a kelurahan's entities (a camat's or bappeda's
    decision on a proposal) go down by the city's relay to that kelurahan's
    queue; the kelurahan's downlink hands each to its service
    (``receive_from_city``), which folds it in once (the event id is its command
@@ -53,10 +71,14 @@ import argparse
 import contextlib
 import importlib
 import logging
+import math
 import os
 import signal
 import threading
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import amqp
@@ -66,7 +88,7 @@ from kombu import Connection, Exchange, Producer, Queue
 from psycopg.types.json import Jsonb
 
 from shared import config as configmod
-from shared import wilayah
+from shared import metrics, wilayah
 from shared.db import Database
 from shared.envelope import Event
 from shared.relay import BACKOFF_FIRST, BACKOFF_MAX, HEARTBEAT, PERSISTENT, Relay, Route
@@ -79,8 +101,10 @@ QUORUM = {"x-queue-type": "quorum"}
 UPLINK_TARGET = "city"
 RESEND = "control.resend"
 RESEND_INTERVAL = 5.0  # seconds between two resend requests to one source
+DIVERGED = "control.diverged"
 BATCH_SIZE = 500
-BATCH_WAIT = 0.05  # seconds a batch waits, from its first message, for more to fill it
+WRITER_POLL = 0.005  # seconds between two looks at a busy writer while receiving
+REFUSAL_LOG_INTERVAL = 60.0  # seconds between two errors logged about one diverged source
 RECOVERABLE = (amqp.exceptions.AMQPError, OSError, psycopg.OperationalError, ConnectionError)
 
 
@@ -229,12 +253,7 @@ class Downlink:
     def _handle(self, body, message):
         kind = message.delivery_info["routing_key"].removeprefix(self.prefix)
         if kind.startswith("control."):
-            after = body.get("after") if isinstance(body, dict) else None
-            if kind == RESEND and isinstance(after, int) and after >= 0:
-                self.relay.rewind(after)
-                log.info("the city asked for %s events after sequence %d", self.service, after)
-            else:
-                log.warning("ignored a %s message from the city", kind)
+            self._control(kind, body if isinstance(body, dict) else {})
             message.ack()
             return
         try:
@@ -249,6 +268,22 @@ class Downlink:
             time.sleep(1)
             return
         message.ack()
+
+    def _control(self, kind, body):
+        after, sequence = body.get("after"), body.get("sequence")
+        if kind == RESEND and isinstance(after, int) and after >= 0:
+            self.relay.rewind(after)
+            log.info("the city asked for %s events after sequence %d", self.service, after)
+        elif kind == DIVERGED and isinstance(sequence, int):
+            log.error(
+                "the city refuses this kelurahan's %s events: the one stored here as sequence "
+                "%d is not the one the city holds under it (was this store reset or restored "
+                "from a backup?); they stay in this store until an operator decides",
+                self.service,
+                sequence,
+            )
+        else:
+            log.warning("ignored a %s message from the city", kind)
 
 
 class Undeliverable(Exception):
@@ -296,6 +331,15 @@ def run_kelurahan_link(cfg, city_amqp_uri, stop_event, deliver=None):
 class Ingest:
     """The city's intake of one service's events from every kelurahan.
 
+    Two threads share the work. This one (``run_once``, ``run_forever``) owns
+    the broker connection: it receives messages, refuses the malformed and the
+    forged ones, and acknowledges. A writer thread stores one batch at a time:
+    a batch is handed to it as soon as it is free, with every message received
+    meanwhile (up to ``batch_size``), so a quiet city stores an event the
+    moment it arrives and a busy one in large batches, while the next batch is
+    being received. Batches are stored in the order they were received, and a
+    batch's messages are acknowledged only after its transaction committed.
+
     ``project(conn, events)`` (optional) updates the city's read models from
     newly stored events (:class:`~shared.envelope.Event`, with their source), in
     the storing transaction. ``queue`` names a queue of its own for another
@@ -312,9 +356,11 @@ class Ingest:
         self.queue_name = queue  # None: the service's own city.ingest.<service>
         self.batch_size = batch_size
         self._conn = None
-        self._queue = None
-        self._pending = []
-        self._closes_at = 0.0  # when the pending batch stops waiting for more messages
+        self._producer = None
+        self._pending = []  # messages received, not yet handed to the writer
+        self._writer = None  # the writer thread's executor
+        self._writing = None  # (future, batch) of the batch the writer is storing
+        self._refusals_logged = {}  # source -> when its refusal was last logged
 
     # -- running -------------------------------------------------------------------------------
 
@@ -345,37 +391,41 @@ class Ingest:
         self.close()
 
     def run_once(self, wait=0.2):
-        """Take one batch (up to ``batch_size`` messages; waits up to ``wait`` s for the
-        first); store it; returns how many events it stored."""
+        """Receive for up to ``wait`` s, handing what arrived to the writer whenever it is
+        free, and acknowledge the batch it committed; returns how many events that batch
+        stored (0 if none committed in time). Returns as soon as a batch is committed;
+        a batch still being stored is acknowledged by a later call. Raises the writer's
+        error (its batch is not acknowledged: the broker delivers it again)."""
         self._connect()
-        deadline = time.monotonic() + wait
-        while len(self._pending) < self.batch_size:
-            timeout = (self._closes_at if self._pending else deadline) - time.monotonic()
-            if timeout <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                self._conn.drain_events(timeout=timeout)
         self._conn.heartbeat_check()
-        messages, self._pending = self._pending, []
-        if not messages:
-            return 0
-        stored, resend, last = self._store(messages)
-        if last is not None:  # every message up to it, the refused ones already rejected
-            last.ack(multiple=True)
-        for source, position in resend.items():
-            self._ask_resend(source, position)
-        return stored
+        deadline = time.monotonic() + wait
+        while True:
+            if self._writing is not None and self._writing[0].done():
+                return self._settle()
+            if self._writing is None and self._pending:
+                self._receive(timeout=0)  # whatever is already on its way joins the batch
+                self._hand_over()
+                continue
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return 0
+            # while the writer works, look at it every WRITER_POLL s
+            self._receive(min(remaining, WRITER_POLL) if self._writing else remaining)
 
     def request_missing(self):
-        """Ask every kelurahan of Kota Bekasi to publish again what this city lacks."""
+        """Ask every kelurahan of Kota Bekasi to publish again what this city lacks (not
+        those whose log diverged: see :meth:`diverged`)."""
         with self.db.read() as conn:
-            positions = {
-                r["source"]: r["position"]
-                for r in conn.execute("SELECT source, position FROM replication_positions")
-            }
+            rows = conn.execute(
+                "SELECT source, position, diverged_at IS NOT NULL AS diverged"
+                " FROM replication_positions"
+            ).fetchall()
+        known = {r["source"]: r for r in rows}
         for code in wilayah.kelurahan_codes():
             source = source_of(code, self.service)
-            self._ask_resend(source, positions.get(source, 0))
+            row = known.get(source)
+            if row is None or not row["diverged"]:
+                self._ask_resend(source, row["position"] if row else 0)
         log.info("asked every kelurahan for the %s events this city lacks", self.service)
 
     def positions(self):
@@ -384,58 +434,56 @@ class Ingest:
             rows = conn.execute("SELECT source, position FROM replication_positions").fetchall()
         return {r["source"]: r["position"] for r in rows}
 
-    # -- storing -------------------------------------------------------------------------------
+    def diverged(self):
+        """``{source: sequence}`` of every source refused since the event it sent under
+        ``sequence`` differed from the one stored under it (see the module docstring)."""
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT source, diverged_sequence FROM replication_positions"
+                " WHERE diverged_at IS NOT NULL"
+            ).fetchall()
+        return {r["source"]: r["diverged_sequence"] for r in rows}
 
-    def _store(self, messages):
-        """Store the batch's next sequences per source; returns (stored, {source: position
-        to resend from}, the last message accepted or None).
+    # -- receiving (the broker connection's thread) ----------------------------------------------
 
-        Rows go to the server as the messages' own JSON bodies, one array of
-        CloudEvents for the batch, which it unpacks: nothing is encoded again."""
-        events, last = {}, None
+    def _receive(self, timeout):
+        """Take the messages that arrive within ``timeout`` s (0: those already here), up to
+        a batch."""
+        with contextlib.suppress(TimeoutError):
+            while len(self._pending) < self.batch_size:
+                self._conn.drain_events(timeout=timeout)
+                timeout = 0
+
+    def _hand_over(self):
+        """Give the writer the next batch of the pending messages, the refused ones
+        rejected first."""
+        messages = self._pending[: self.batch_size]
+        del self._pending[: self.batch_size]
+        batch = _Batch()
         for message in messages:
             cloudevent = self._accepted(message)
             if cloudevent is not None:
-                by_sequence = events.setdefault(cloudevent["source"], {})
-                body = message.body  # py-amqp decodes a body with a content encoding
-                body = body if isinstance(body, str) else body.decode()
-                by_sequence[cloudevent["sequence"]] = (cloudevent, body)
-                last = message
-        if not events:
-            return 0, {}, None
-        rows, resend = [], {}
-        with self.db.transaction() as conn:
-            known = {
-                r["source"]: r
-                for r in conn.execute(
-                    "SELECT source, position, source_head,"
-                    " resend_requested_at < now() - %s::interval AS may_ask"
-                    " FROM replication_positions WHERE source = ANY(%s)"
-                    " ORDER BY source FOR UPDATE",
-                    [f"{RESEND_INTERVAL} seconds", sorted(events)],
-                )
-            }
-            updates = []
-            for source, by_sequence in sorted(events.items()):
-                row = known.get(source) or {"position": 0, "source_head": 0, "may_ask": None}
-                position = row["position"]
-                while position + 1 in by_sequence:
-                    position += 1
-                    rows.append(by_sequence[position])
-                head = max(row["source_head"], max(by_sequence))
-                ask = head > position and row["may_ask"] is not False
-                if ask:
-                    resend[source] = position
-                updates.append((source, position, head, ask))
-            if rows:
-                bodies = "[" + ",".join(body for _, body in rows) + "]"
-                conn.execute(_INSERT_EVENTS, [Jsonb(bodies, dumps=_verbatim)])
-            conn.execute(_UPSERT_POSITIONS, [Jsonb([_position_row(*u) for u in updates])])
-            if self.project and rows:
-                self.project(conn, [Event.from_cloudevent(ce) for ce, _ in rows])
-        if rows:
-            log.info("stored %d %s events from %d sources", len(rows), self.service, len(events))
-        return len(rows), resend, last
+                batch.add(cloudevent, message)
+        if batch.last is None:
+            return
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"ingest-{self.service}")
+        self._writing = (self._writer.submit(self._store, batch), batch)
+
+    def _settle(self):
+        """Acknowledge the batch the writer committed, then ask for what it lacked and tell
+        the kelurahan whose log diverged; returns how many events it stored."""
+        future, batch = self._writing
+        self._writing = None
+        outcome = future.result()
+        batch.last.ack(multiple=True)  # every message of the batch, the refused ones rejected
+        for source, position in outcome.resend.items():
+            self._ask_resend(source, position)
+        for source, sequence in outcome.diverged.items():
+            self._refuse(source, sequence, first=True)
+        for source, sequence in outcome.refused.items():
+            self._refuse(source, sequence)
+        return outcome.stored
 
     def _accepted(self, message):
         """The message's CloudEvent if it is well formed and its publisher owns its
@@ -445,8 +493,9 @@ class Ingest:
             cloudevent = orjson.loads(message.body)
             code = code_of(cloudevent["source"])
             sequence = cloudevent["sequence"]
+            cloudevent["id"] = str(uuid.UUID(cloudevent["id"]))
             valid = isinstance(sequence, int) and sequence > 0
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             code, valid = None, False
         if not valid or code is None or user != kelurahan_user(code):
             log.warning(
@@ -461,13 +510,91 @@ class Ingest:
         return cloudevent
 
     def _ask_resend(self, source, position):
+        self._control(source, RESEND, {"source": source, "after": position})
+        log.debug("asked %s to resend after sequence %d", source, position)
+
+    def _refuse(self, source, sequence, first=False):
+        """Log (at most every ``REFUSAL_LOG_INTERVAL`` s per source) that ``source``'s log
+        diverged at ``sequence``, and tell its kelurahan."""
+        now = time.monotonic()
+        if not first and now - self._refusals_logged.get(source, -math.inf) < REFUSAL_LOG_INTERVAL:
+            return
+        self._refusals_logged[source] = now
+        log.error(
+            "%s: refusing its events: the event it sent as sequence %d is not the one this city "
+            "stored under that sequence (was its store reset or restored from a backup?); the "
+            "two histories are not mixed, its events stay in its own store until an operator "
+            "decides",
+            source,
+            sequence,
+        )
+        self._control(source, DIVERGED, {"source": source, "sequence": sequence})
+
+    def _control(self, source, kind, body):
         self._producer.publish(
-            {"source": source, "after": position},
-            routing_key=f"{code_of(source)}.{self.service}.{RESEND}",
+            body,
+            routing_key=f"{code_of(source)}.{self.service}.{kind}",
             delivery_mode=PERSISTENT,
             serializer="json",
         )
-        log.debug("asked %s to resend after sequence %d", source, position)
+
+    # -- storing (the writer thread) -------------------------------------------------------------
+
+    def _store(self, batch):
+        """Store each source's next sequences of ``batch`` in one transaction, with the
+        city's projection; returns its :class:`_Outcome`.
+
+        A source's events are checked against those already stored under the
+        same sequences (duplicates, usually none): one that differs marks the
+        source diverged, and a diverged source's events are not stored. Rows go
+        to the server as the messages' own JSON bodies, one array for the
+        batch, which it unpacks: nothing is encoded again."""
+        outcome, rows, updates = _Outcome(), [], []
+        with self.db.transaction() as conn:
+            known = {
+                r["source"]: r
+                for r in conn.execute(
+                    "SELECT source, position, source_head, diverged_at IS NOT NULL AS diverged,"
+                    " diverged_sequence, resend_requested_at < now() - %s::interval AS may_ask"
+                    " FROM replication_positions WHERE source = ANY(%s)"
+                    " ORDER BY source FOR UPDATE",
+                    [f"{RESEND_INTERVAL} seconds", sorted(batch.events)],
+                )
+            }
+            differing = _first_differences(conn, batch, known)
+            for source, by_sequence in sorted(batch.events.items()):
+                row = known.get(source) or _NEW_SOURCE
+                if row["diverged"]:
+                    outcome.refused[source] = row["diverged_sequence"]
+                    continue
+                if source in differing:
+                    outcome.diverged[source] = differing[source]
+                    continue
+                position = row["position"]
+                while position + 1 in by_sequence:
+                    position += 1
+                    rows.append(by_sequence[position])
+                head = max(row["source_head"], max(by_sequence))
+                ask = head > position and row["may_ask"] is not False
+                if ask:
+                    outcome.resend[source] = position
+                updates.append(
+                    {"source": source, "position": position, "source_head": head, "ask": ask}
+                )
+            if rows:
+                bodies = "[" + ",".join(body for _, body in rows) + "]"
+                conn.execute(_INSERT_EVENTS, [Jsonb(bodies, dumps=_verbatim)])
+            if updates:
+                conn.execute(_UPSERT_POSITIONS, [Jsonb(updates)])
+            if outcome.diverged:
+                conn.execute(
+                    _MARK_DIVERGED, [list(outcome.diverged), list(outcome.diverged.values())]
+                )
+            if self.project and rows:
+                self.project(conn, [Event.from_cloudevent(ce) for ce, _ in rows])
+        outcome.stored = len(rows)
+        log.debug("stored %d %s events", len(rows), self.service)
+        return outcome
 
     # -- connections -----------------------------------------------------------------------------
 
@@ -481,28 +608,118 @@ class Ingest:
         DOWN_EXCHANGE(channel).declare()
         queue = ingest_queue(self.service, self.queue_name)(channel)
         queue.declare()
+        # a batch being stored and the next one being received
         channel.basic_qos(0, self.batch_size * 2, False)
         # on_message: the body stays undecoded until _accepted parses it, once
-        self._consumer = conn.Consumer(queue, on_message=self._collect, accept=["json"])
+        self._consumer = conn.Consumer(queue, on_message=self._pending.append, accept=["json"])
         self._consumer.consume()
         self._producer = Producer(conn.channel(), exchange=DOWN_EXCHANGE)
         self._conn = conn
 
-    def _collect(self, message):
-        if not self._pending:
-            self._closes_at = time.monotonic() + BATCH_WAIT
-        self._pending.append(message)
-
     def _disconnect(self):
-        self._pending = []
+        """Drop the connection and every unacknowledged message (the broker delivers them
+        again), after the writer finished the batch in hand."""
+        if self._writing is not None:
+            with contextlib.suppress(Exception):  # its error was reported, or will recur
+                self._writing[0].result()
+            self._writing = None
+        self._pending.clear()
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.release()
             self._conn = None
 
     def close(self):
+        """Finish the batch being stored (acknowledged if the broker is still there), then
+        close every connection."""
+        if self._writing is not None and self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._writing[0].result()
+                self._settle()
         self._disconnect()
+        if self._writer is not None:
+            self._writer.shutdown()
+            self._writer = None
         self.db.close()
+
+
+class _Batch:
+    """The accepted messages of one batch: ``events`` = ``{source: {sequence: (cloudevent,
+    JSON body)}}``, ``last`` = its last message (acknowledging it acknowledges the batch),
+    and ``conflicts`` = ``{source: sequence}`` sent twice in the batch as different
+    events."""
+
+    def __init__(self):
+        self.events = {}
+        self.last = None
+        self.conflicts = {}
+
+    def add(self, cloudevent, message):
+        by_sequence = self.events.setdefault(cloudevent["source"], {})
+        sequence = cloudevent["sequence"]
+        if sequence in by_sequence and by_sequence[sequence][0]["id"] != cloudevent["id"]:
+            source = cloudevent["source"]
+            self.conflicts[source] = min(sequence, self.conflicts.get(source, sequence))
+        body = message.body  # py-amqp decodes a body with a content encoding
+        by_sequence[sequence] = (cloudevent, body if isinstance(body, str) else body.decode())
+        self.last = message
+
+
+@dataclass
+class _Outcome:
+    """What storing a batch did: ``stored`` events; ``resend`` = ``{source: position}``
+    to ask again after; ``diverged`` = ``{source: sequence}`` found diverged now;
+    ``refused`` = ``{source: sequence}`` of sources found diverged before."""
+
+    stored: int = 0
+    resend: dict = field(default_factory=dict)
+    diverged: dict = field(default_factory=dict)
+    refused: dict = field(default_factory=dict)
+
+
+_NEW_SOURCE = {"position": 0, "source_head": 0, "diverged": False, "may_ask": None}
+
+
+@metrics.register(
+    "rembug_replication_diverged",
+    "1 while this node refuses a source's events because its log differs from the history"
+    " stored here (a kelurahan store reset or restored; see shared.replication), else 0",
+)
+def replication_diverged(repo):
+    with repo.db.read() as conn:
+        if conn.execute("SELECT to_regclass('replication_positions') AS t").fetchone()["t"] is None:
+            return []
+        rows = conn.execute(
+            "SELECT source, diverged_at IS NOT NULL AS diverged FROM replication_positions"
+            " ORDER BY source"
+        ).fetchall()
+    return [({"source": r["source"]}, int(r["diverged"])) for r in rows]
+
+
+def _first_differences(conn, batch, known):
+    """``{source: lowest sequence}`` where the batch's event differs (by id) from the one
+    stored under the same sequence, or the batch itself sent two events as one sequence."""
+    differing = dict(batch.conflicts)
+    sent = [
+        (source, sequence, cloudevent["id"])
+        for source, by_sequence in batch.events.items()
+        for sequence, (cloudevent, _) in by_sequence.items()
+        if source in known and sequence <= known[source]["position"]
+    ]
+    if not sent:
+        return differing
+    stored = {
+        (r["source"], r["sequence"]): r["id"]
+        for r in conn.execute(
+            "SELECT source, sequence, id::text AS id FROM replica_events"
+            " WHERE (source, sequence) IN (SELECT * FROM unnest(%s::text[], %s::bigint[]))",
+            [[s for s, _, _ in sent], [n for _, n, _ in sent]],
+        )
+    }
+    for source, sequence, id_ in sent:
+        if stored.get((source, sequence), id_) != id_:
+            differing[source] = min(sequence, differing.get(source, sequence))
+    return differing
 
 
 _INSERT_EVENTS = (  # from the CloudEvents as published (shared.envelope.Event.to_cloudevent)
@@ -515,6 +732,14 @@ _INSERT_EVENTS = (  # from the CloudEvents as published (shared.envelope.Event.t
     " dataversion integer, correlationid text, causationid text, actorid text,"
     " actorrole text)"
     " ON CONFLICT (source, sequence) DO NOTHING"
+)
+_MARK_DIVERGED = (
+    "INSERT INTO replication_positions AS p (source, position, source_head, diverged_at,"
+    " diverged_sequence)"
+    " SELECT d.source, 0, 0, now(), d.sequence FROM unnest(%s::text[], %s::bigint[])"
+    " AS d (source, sequence)"
+    " ON CONFLICT (source) DO UPDATE SET diverged_at = excluded.diverged_at,"
+    " diverged_sequence = excluded.diverged_sequence"
 )
 _UPSERT_POSITIONS = (
     "INSERT INTO replication_positions AS p (source, position, source_head, received_at,"
@@ -531,10 +756,6 @@ _UPSERT_POSITIONS = (
 def _verbatim(body):
     """A JSON text that is already encoded, as it is."""
     return body
-
-
-def _position_row(source, position, head, ask):
-    return {"source": source, "position": position, "source_head": head, "ask": ask}
 
 
 def run_city_link(cfg, stop_event):

@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 import uuid
+from types import SimpleNamespace
 from urllib.parse import quote, urlsplit
 
 import amqp
@@ -146,6 +147,7 @@ class Node:
     """A kelurahan's store and its link to the city, run in threads."""
 
     def __init__(self, code, database_url, city_uri):
+        self.url = database_url
         self.code = code
         self.source = replication.source_of(code, SERVICE)
         self.db = Database(database_url)
@@ -175,6 +177,7 @@ class Node:
 
 class City:
     def __init__(self, database_url, amqp_uri):
+        self.url = database_url
         self.db = Database(database_url)
         self.ingest = replication.Ingest(database_url, amqp_uri, SERVICE)
         self.stop = threading.Event()
@@ -205,13 +208,17 @@ def logged(node):
 
 @pytest.fixture
 def nodes(schema_url, city_broker, rabbit_config):
+    """``start(kind, code=None, url=None)``: a city or a kelurahan node on a fresh schema
+    (``url``: on that database instead, e.g. a node started again)."""
     started = []
 
-    def start(kind, code=None):
+    def start(kind, code=None, url=None):
         if kind == "city":
-            made = City(schema_url(), rabbit_config["AMQP_URI"])
+            made = City(url or schema_url(), rabbit_config["AMQP_URI"])
+        elif code in city_broker.passwords:
+            made = Node(code, url or schema_url(), city_broker.uri_of(code))
         else:
-            made = Node(code, schema_url(), city_broker.add_kelurahan(code))
+            made = Node(code, url or schema_url(), city_broker.add_kelurahan(code))
         started.append(made)
         return made
 
@@ -318,3 +325,69 @@ def test_nothing_personal_reaches_the_city(nodes):
     for text in texts:
         assert "personal" not in text and resident["name"] not in text
         assert not NIK_SHAPED.search(text)
+
+
+def reinstalled(url):
+    """The kelurahan's store dropped and created again, empty (a server reinstalled from
+    scratch): its schema dropped, created and migrated."""
+    schema = url.rsplit("csearch_path%3D", 1)[1]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        conn.execute(f"CREATE SCHEMA {schema}")
+    db = Database(url)
+    migrate(db)
+    db.close()
+    return url
+
+
+def test_a_kelurahan_log_reset_to_empty_is_refused_and_reported_not_mixed(
+    nodes, city_broker, caplog
+):
+    city, a = nodes("city"), nodes("kelurahan", A)
+    a.submit(30)
+    wait_until(lambda: city.position(a) == 30, 30, "replication")
+    duplicate = a.store.read(0, 1)[0].to_cloudevent()  # the same event again: no alarm
+    publish_as(
+        city_broker.uri_of(A),
+        f"{A}.proposals.proposal.submitted",
+        duplicate,
+        replication.kelurahan_user(A),
+    )
+    a.submit(1)
+    wait_until(lambda: city.position(a) == 31, 30, "the next event after a duplicate")
+    assert city.ingest.diverged() == {}
+    history = logged(a)
+    a.close()
+
+    with caplog.at_level(logging.INFO, logger="shared.replication"):
+        reset = nodes("kelurahan", A, url=reinstalled(a.url))
+        reset.submit(45)  # a new log, longer than the history the city holds
+        wait_until(lambda: city.ingest.diverged() == {a.source: 1}, 30, "the city to notice")
+        wait_until(
+            lambda: any(
+                "the city refuses this kelurahan" in r.getMessage() for r in caplog.records
+            ),
+            30,
+            "the kelurahan to be told",
+        )
+        time.sleep(2)  # anything the new log would wrongly add
+    assert city.position(a) == 31
+    assert city.replicated(a) == history  # the old history only: nothing of the new one
+    assert len(logged(reset)) == 45  # the new log stays whole in its own store
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert any(a.source in r.getMessage() and "refusing" in r.getMessage() for r in errors)
+    collected = replication.replication_diverged(SimpleNamespace(db=city.db))
+    assert collected == [({"source": a.source}, 1)]
+
+    caplog.clear()
+    city.close()
+    with caplog.at_level(logging.INFO, logger="shared.replication"):
+        again = nodes("city", url=city.url)  # the mark survives a restart of the city
+        reset.submit(5)
+        wait_until(
+            lambda: any(a.source in r.getMessage() for r in caplog.records if r.levelno >= 40),
+            30,
+            "the restarted city's refusal",
+        )
+    assert again.position(a) == 31
+    assert again.replicated(a) == history
