@@ -77,7 +77,7 @@ import signal
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent import futures
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -409,8 +409,12 @@ class Ingest:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return 0
-            # while the writer works, look at it every WRITER_POLL s
-            self._receive(min(remaining, WRITER_POLL) if self._writing else remaining)
+            if self._writing is None:
+                self._receive(remaining)
+            elif len(self._pending) < self.batch_size:
+                self._receive(min(remaining, WRITER_POLL))  # and look at the writer again
+            else:  # the next batch is full: nothing to do until the writer is free
+                futures.wait([self._writing[0]], timeout=remaining)
 
     def request_missing(self):
         """Ask every kelurahan of Kota Bekasi to publish again what this city lacks (not
@@ -467,7 +471,9 @@ class Ingest:
         if batch.last is None:
             return
         if self._writer is None:
-            self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"ingest-{self.service}")
+            self._writer = futures.ThreadPoolExecutor(
+                1, thread_name_prefix=f"ingest-{self.service}"
+            )
         self._writing = (self._writer.submit(self._store, batch), batch)
 
     def _settle(self):
