@@ -9,7 +9,11 @@ holds and ranks the Musrenbang Kelurahan, forwards the top ones, has the camat
 and bappeda decide at the city node, waits for the decisions to come back down
 to the kelurahan, keeps the kelurahan's budget (a year, lines, an expense
 recorded, approved and paid by three people, the lurah's out-of-pocket advance
-and its reimbursement), and prints the city's view.
+and its reimbursement), shows who heard what from notify (the proposers; the
+camat and bappeda at the city) and how many notifications each node's fake
+SMS and WhatsApp gateways and mail sink received (make run's development
+stand-ins: the contacts' phone numbers and emails are generated, and nothing
+is sent to anyone), and prints the city's view.
 
 Every command carries a command id derived from the kelurahan, the plan year,
 the seed and the step, so a second run takes no effect twice: it finds what the
@@ -25,9 +29,11 @@ point it at nodes other than ``make run``'s defaults (the tests do).
 import argparse
 import concurrent.futures
 import contextlib
+import hashlib
 import io
 import logging
 import math
+import os
 import random
 import sys
 import threading
@@ -50,6 +56,8 @@ ID_SPACE = uuid.UUID("5b0f3c7e-2d51-4c8e-9a57-6d656d6f7265")  # the demo's comma
 IMPORT_BATCH = 500
 POLL = 0.5  # seconds between two looks while waiting for replication
 NOTIFY_WAIT = 30  # seconds: notify tells only contacts it knew when the decision came
+CITY_NOTICE_WAIT = 45  # seconds: a digest waits for its group to be quiet (make run: 5 s)
+DELIVERY_WAIT = 30  # seconds for a node's messages to reach its fake providers
 CENTRES = {"32.75.05.1002": (-6.283, 106.996), "32.75.08.1003": (-6.268, 106.927)}
 
 # sector, target agency, title, problem, idea, unit, volume range, rupiah per unit
@@ -415,7 +423,7 @@ class Demo:
         self.check_nodes()
         self.stage("residents imported", self.import_residents)
         if "notify" in node.SERVICES:
-            self.stage("contacts registered with notify (in-app)", self.register_contacts)
+            self.stage("contacts registered with notify", self.register_contacts)
         else:
             self.show.stage(
                 "contacts: skipped (notify is not among make run's services)", time.monotonic()
@@ -427,17 +435,21 @@ class Demo:
         self.stage("forums held and ranked", self.hold_forum)
         self.stage("forwarded to the kecamatan", self.forward)
         self.wait("forwarded proposals to reach the city", self.at_city, before=BEFORE_CITY)
+        self.heard_at_city("the camat of each kecamatan", {camat_of(k) for k in self.kelurahan})
         self.stage("kecamatan decisions by the camat at the city node", self.decide_kecamatan)
         self.wait("the camat's decisions to come back up", self.at_city, before={"forwarded"})
+        self.heard_at_city("bappeda", {BAPPEDA})
         self.stage("city decisions by bappeda", self.decide_city)
         self.stage("decisions arrived at the kelurahan (get_proposal)", self.arrived)
         self.stage(f"budget {self.fiscal_year}", self.keep_budget)
         if "notify" in node.SERVICES:
             self.stage("the proposers heard of the decisions (notify)", self.notified)
+            self.delivered()
         else:
-            self.show.stage(
-                "notifications: skipped (notify is not among make run's services)", time.monotonic()
-            )
+            for what in ("notifications", "the fake providers"):
+                self.show.stage(
+                    f"{what}: skipped (notify is not among make run's services)", time.monotonic()
+                )
         self.city_view()
 
     def stage(self, title, work):
@@ -495,6 +507,9 @@ class Demo:
         return f"{len(records)} ({detail})"
 
     def register_contacts(self, kel):
+        """The kelurahan's proposers, lurah and bendahara with generated addresses and
+        channels (the fake gateways of make run take the messages), and at the city the
+        camat of its kecamatan and bappeda, each registering themselves."""
         people = {p.proposer for p in kel.proposals} | {kel.who("lurah"), kel.who("bendahara")}
         self.each(
             f"{kel.name} contacts",
@@ -506,11 +521,19 @@ class Demo:
                 role=who.role,
                 rw=who.rw,
                 rt=who.rt,
-                channels=["in_app"],
-                command_id=kel.key("contact", who.user),
+                **reach(who),
+                command_id=kel.key("contact-reach", who.user),
             ),
         )
-        return f"{len(people)} (RT/RW chairs, lurah, bendahara)"
+        for who in (camat_of(kel), BAPPEDA):
+            self.city.call(
+                who,
+                "notify.register_contact",
+                **reach(who),
+                command_id=kel.key("contact", who.user),
+            )
+        channels = _tally(reach(who)["channels"][0] for who in people)
+        return f"{len(people)} ({channels}), the camat and bappeda at the city (email)"
 
     def schedule_forum(self, kel):
         operator = kel.who("operator")
@@ -731,7 +754,7 @@ class Demo:
         self.show.stage(f"waited for {what}", since)
 
     def decide_kecamatan(self, kel):
-        camat = Who("camat", f"u-camat-{kel.kecamatan.replace('.', '')}", scope=kel.kecamatan)
+        camat = camat_of(kel)
         count = len(kel.forwarded)
         accept = math.ceil(count * 0.7) if count > 2 else count
         plan = [
@@ -956,6 +979,59 @@ class Demo:
             f" ({_tally(i['state'] for i in items)}; channel {_tally(i['channel'] for i in items)})"
         )
 
+    def heard_at_city(self, who_hears, listeners):
+        """Notify on the city has told ``listeners`` (the camat, bappeda) what awaits their
+        decision: a digest once the group is quiet (make run: NOTIFY_DIGEST_SECONDS, 5 s).
+        A later run finds the notices of the first in their inboxes."""
+        since, heard = time.monotonic(), {}
+        if "notify" not in node.SERVICES:
+            self.show.stage(f"{who_hears}: notify is not among make run's services", since)
+            return
+
+        def look():
+            for who in listeners - set(heard):
+                inbox = self.city.call(who, "notify.inbox", page=1, per_page=20)
+                if inbox["total"]:
+                    heard[who] = inbox["items"]
+            pending = len(listeners) - len(heard)
+            return not pending, pending
+
+        with contextlib.suppress(Failed):
+            wait_for(self.show, f"{who_hears} to hear", look, CITY_NOTICE_WAIT)
+        for who, items in sorted(heard.items(), key=lambda item: item[0].user):
+            self.show.note(f"{who.role} {who.scope}: {(items[0]['message'] or {}).get('body')}")
+        self.show.stage(
+            f"{who_hears} heard from notify at the city: {len(heard)} of {len(listeners)}",
+            since,
+        )
+
+    def delivered(self):
+        """How many notifications each node's fake providers received (make run's
+        development gateways: nothing is sent to anyone), beside notify's own tally."""
+        since = time.monotonic()
+        if os.environ.get("NOTIFY_PROVIDERS"):
+            self.show.stage("fake providers: not in use (NOTIFY_PROVIDERS is set)", since)
+            return
+        lines = []
+        for code, each_node in self.nodes.items():
+            staff = Who("admin", f"u-admin-{code.replace('.', '')}", scope=code)
+            states = {}
+            with contextlib.suppress(Failed):  # shown below as what the providers have
+                wait_for(
+                    self.show,
+                    f"{each_node.label}'s messages to leave",
+                    lambda n=each_node, who=staff, found=states: _settled(n, who, found),
+                    DELIVERY_WAIT,
+                )
+            received = {channel: fake_received(code, channel) for channel in node.FAKES}
+            tally = ", ".join(f"{ch} {n}" for ch, n in received.items())
+            held = states.get("sms", {}).get("created", 0)
+            lines.append(
+                f"{each_node.label} {tally}"
+                + (f" (SMS held for 08:00-20:00 WIB: {held})" if held else "")
+            )
+        self.show.stage("notifications at the fake providers: " + "; ".join(lines), since)
+
     # -- the city's view -------------------------------------------------------------------
 
     def city_view(self):
@@ -1036,6 +1112,51 @@ def wait_for(show, label, look, timeout):
         if show.tty:
             print(f"\r        waiting for {label}: {pending} pending ", end="", flush=True)
         time.sleep(POLL)
+
+
+def reach(who):
+    """A contact's generated addresses and channels (none is anyone's): proposers by
+    WhatsApp (opted in) or SMS, the lurah, camat and bappeda by email, the bendahara by
+    WhatsApp; every notification also stays in the person's in-app inbox."""
+    digits = int(hashlib.sha256(who.user.encode()).hexdigest(), 16) % 10**8
+    phone = f"+62812{digits:08d}"
+    email = f"{who.user}@contoh.rembug.test"
+    if who.role in ("lurah", "camat", "bappeda"):
+        return {"email": email, "channels": ["email", "in_app"]}
+    if who.role == "bendahara" or digits % 2:
+        return {"phone": phone, "channels": ["whatsapp", "sms", "in_app"], "whatsapp_opt_in": True}
+    return {"phone": phone, "channels": ["sms", "in_app"]}
+
+
+def camat_of(kel):
+    return Who("camat", f"u-camat-{kel.kecamatan.replace('.', '')}", scope=kel.kecamatan)
+
+
+def fake_received(code, channel):
+    """What the node's fake provider of ``channel`` has received (its file, kept across
+    restarts: every run's)."""
+    path = node.node_paths(code) / f"fake-{channel}.jsonl"
+    return sum(1 for line in path.read_text().splitlines() if line.strip()) if path.exists() else 0
+
+
+def _settled(each_node, staff, states):
+    """Whether no notification of the node waits to be sent (SMS held outside the
+    window aside); fills ``states`` with ``{channel: {state: count}}``."""
+    states.clear()
+    for channel in node.FAKES:
+        for state in ("created", "sending", "temporary_failure", "sent", "delivered"):
+            reply = each_node.call(
+                staff, "notify.list_notifications", channel=channel, state=state, per_page=1
+            )
+            if reply["total"]:
+                states.setdefault(channel, {})[state] = reply["total"]
+    moving = sum(
+        n
+        for channel, counts in states.items()
+        for state, n in counts.items()
+        if state in ("sending", "temporary_failure") or (state == "created" and channel != "sms")
+    )
+    return not moving, moving
 
 
 def _tally(values):
@@ -1167,7 +1288,7 @@ def main(argv=None):
     return 0
 
 
-STAGES = 17
+STAGES = 20
 
 if __name__ == "__main__":
     sys.exit(main())

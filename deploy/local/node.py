@@ -65,7 +65,7 @@ SERVICES = {
 # keep what notify sends in run/<code>/fake-<channel>.jsonl and send nothing anywhere.
 FAKES = {"sms": 6, "whatsapp": 7, "email": 8}  # channel -> port offset in the node's ten
 DEV_SENDER = "REMBUG-DEV"  # the SMS sender id of the fake gateway (at most 11 characters)
-NOTIFY_DIGEST_SECONDS = "10"  # make run: the camat and bappeda hear a quiet group soon
+NOTIFY_DIGEST_SECONDS = "5"  # make run: the camat and bappeda hear a quiet group soon
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 DEFAULT_KELURAHAN = "32.75.05.1002"  # Pengasinan, Kec. Rawalumbu
 DEMO_KELURAHAN = (DEFAULT_KELURAHAN, "32.75.08.1003")  # and Jatimakmur, Kec. Pondokgede
@@ -282,7 +282,7 @@ def fake_commands(code, state, environments):
             *(sys.executable, "-m", "deploy.local.fake_provider"),
             *("--port", str(fake_port(code, channel))),
             *("--log", str(state / f"fake-{channel}.jsonl")),
-            *("--report-to", reports, "--report-token", fake_callback_token(state)),
+            *(f"--report-to={reports}", f"--report-token={fake_callback_token(state)}"),
         ]
     commands["fake-email"] = [
         *(sys.executable, "-m", "deploy.local.smtp_sink"),

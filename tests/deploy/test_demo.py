@@ -115,6 +115,7 @@ def test_the_demo_plays_a_musrenbang_day_and_the_decisions_reach_the_kelurahan(n
         *("--wait", "90", "--timeout", "60"),
     ]
     done = python(*demo, timeout=300)
+    print(done.stdout)  # with -s: what a developer sees
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     assert "The city's view" in done.stdout and "Where to look next" in done.stdout
     assert "still replicating" not in done.stdout, done.stdout

@@ -54,6 +54,8 @@ def drop_node():
             )
     api = os.environ["RABBIT_API_URI"]
     requests.delete(f"{api}/api/vhosts/{node.vhost_name(CODE)}", timeout=10)
+    for kept in node.node_paths(CODE).glob("fake-*.jsonl"):  # what the fake providers took
+        kept.unlink()
 
 
 @pytest.fixture
