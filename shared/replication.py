@@ -137,6 +137,8 @@ def ingest_queue(service, name=None):
 
 
 def down_queue(code, service):
+    """A kelurahan service's queue of what the city sends it: its events (decisions) and
+    the ingest's control messages."""
     return Queue(
         f"kelurahan.{code}.{service}",
         DOWN_EXCHANGE,
@@ -187,6 +189,7 @@ def broker_user(amqp_uri):
 
 
 def _connection(amqp_uri, name):
+    """A broker connection with heartbeats, named ``name`` in the management API."""
     return Connection(
         amqp_uri,
         heartbeat=HEARTBEAT,
@@ -229,6 +232,7 @@ class Downlink:
         self.prefix = f"{code}.{service}."
 
     def run_forever(self, stop_event):
+        """Consume until ``stop_event`` is set, reconnecting with backoff after an outage."""
         backoff = BACKOFF_FIRST
         while not stop_event.is_set():
             try:
@@ -270,6 +274,7 @@ class Downlink:
         message.ack()
 
     def _control(self, kind, body):
+        """Act on a control message of the city's ingest (``control.<kind>``)."""
         after, sequence = body.get("after"), body.get("sequence")
         if kind == RESEND and isinstance(after, int) and after >= 0:
             self.relay.rewind(after)
@@ -356,6 +361,7 @@ class Ingest:
         self.queue_name = queue  # None: the service's own city.ingest.<service>
         self.batch_size = batch_size
         self._conn = None
+        self._consumer = None
         self._producer = None
         self._pending = []  # messages received, not yet handed to the writer
         self._writer = None  # the writer thread's executor
@@ -537,6 +543,7 @@ class Ingest:
         self._control(source, DIVERGED, {"source": source, "sequence": sequence})
 
     def _control(self, source, kind, body):
+        """Send ``source``'s kelurahan a control message (``kind``) down its queue."""
         self._producer.publish(
             body,
             routing_key=f"{code_of(source)}.{self.service}.{kind}",
