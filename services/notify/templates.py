@@ -19,7 +19,9 @@ of the extension table count twice); any other character makes the message
 UCS-2: 70 in one, 67 per segment.
 """
 
+import functools
 import math
+import re
 import string
 from dataclasses import dataclass
 
@@ -36,10 +38,14 @@ class TemplateError(Exception):
     """A template and the data given to it do not agree (a bug, not a caller's input)."""
 
 
+_GSM_ONLY = re.compile("[" + re.escape("".join(sorted(GSM_BASIC | GSM_EXTENDED))) + "]*")
+_GSM_EXTENDED = re.compile("[" + re.escape("".join(sorted(GSM_EXTENDED))) + "]")
+
+
 def sms_segments(text):
     """How many SMS segments ``text`` takes: ``(segments, encoding)``."""
-    if all(c in GSM_BASIC or c in GSM_EXTENDED for c in text):
-        units = sum(2 if c in GSM_EXTENDED else 1 for c in text)
+    if _GSM_ONLY.fullmatch(text):
+        units = len(text) + len(_GSM_EXTENDED.findall(text))  # an extension counts twice
         single, multi, encoding = 160, 153, "gsm7"
     else:
         units = len(text.encode("utf-16-le")) // 2
@@ -100,11 +106,16 @@ def _text(value):
 
 
 def _fill(template, text, values):
-    names = {name for _, name, _, _ in string.Formatter().parse(text) if name}
-    unknown = names - set(template.params)
+    unknown = _names(text) - set(template.params)
     if unknown:
         raise TemplateError(f"template {template.key} v{template.version} uses {sorted(unknown)}")
     return text.format_map(values)
+
+
+@functools.cache
+def _names(text):
+    """The placeholders of a template text (parsed once per text)."""
+    return frozenset(name for _, name, _, _ in string.Formatter().parse(text) if name)
 
 
 def rupiah(amount):
