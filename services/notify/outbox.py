@@ -38,14 +38,8 @@ def _step(state, at, **extra):
     return Jsonb([{"state": state, "at": at.isoformat(), **extra}])
 
 
-INSERT_COLUMNS = (
-    "id, cause, user_id, event_type, template, template_version, channel, state, created_at,"
-    " next_attempt_at, held_until, sms_segments, address, content, history"
-)
-
-
 def row(cause, event_type, template, contact, channel, rendering, now):
-    """The values of one new notification (see :func:`create`).
+    """One new notification, as a JSON-native dict (see :func:`create`).
 
     ``rendering`` is ``{"message": <for the channel>, "in_app": <for the inbox>}``.
     An in-app notification is delivered at once; an SMS outside the window is
@@ -57,35 +51,40 @@ def row(cause, event_type, template, contact, channel, rendering, now):
     if channel == "sms":
         opens = sms_window_opens(now)
         held = opens if opens > now else None
-    segments = rendering["message"].get("segments") if channel == "sms" else None
-    return [
-        uuid.uuid4(),
-        cause,
-        contact["user_id"],
-        event_type,
-        template.key,
-        template.version,
-        channel,
-        state,
-        now,
-        held or now,
-        held,
-        segments,
-        address_for(contact, channel),
-        Jsonb(rendering),
-        _step(state, now, **({"held_until": held.isoformat()} if held else {})),
-    ]
+    step = {"state": state, "at": now.isoformat()}
+    if held:
+        step["held_until"] = held.isoformat()
+    return {
+        "id": uuid.uuid4(),
+        "cause": cause,
+        "user_id": contact["user_id"],
+        "event_type": event_type,
+        "template": template.key,
+        "template_version": template.version,
+        "channel": channel,
+        "state": state,
+        "created_at": now,
+        "next_attempt_at": held or now,
+        "held_until": held,
+        "sms_segments": rendering["message"].get("segments") if channel == "sms" else None,
+        "address": address_for(contact, channel),
+        "content": rendering,
+        "history": [step],
+    }
 
 
-INSERT = (
-    f"INSERT INTO notifications ({INSERT_COLUMNS})"
-    " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[],"
-    " %s::integer[], %s::text[], %s::text[], %s::timestamptz[], %s::timestamptz[],"
-    " %s::timestamptz[], %s::integer[], %s::text[], %s::jsonb[], %s::jsonb[])"
-    " ON CONFLICT (cause, user_id) DO NOTHING"
-)
-"""One text whatever the number of rows (a column per array): psycopg parses it once and
-the server prepares it once, instead of a VALUES list of 15 placeholders per row."""
+INSERT = """
+INSERT INTO notifications (id, cause, user_id, event_type, template, template_version, channel,
+    state, created_at, next_attempt_at, held_until, sms_segments, address, content, history)
+SELECT * FROM jsonb_to_recordset(%s) AS r (id uuid, cause text, user_id text, event_type text,
+    template text, template_version integer, channel text, state text, created_at timestamptz,
+    next_attempt_at timestamptz, held_until timestamptz, sms_segments integer, address text,
+    content jsonb, history jsonb)
+ON CONFLICT (cause, user_id) DO NOTHING
+"""
+"""The rows travel as one JSON array (encoded by orjson, unpacked by the server): one
+parameter and one fixed text, whatever the number of rows, so psycopg parses it once,
+the server prepares it once, and no value is adapted one by one in Python."""
 
 
 def create(conn, rows, count=True):
@@ -94,8 +93,7 @@ def create(conn, rows, count=True):
     pipeline, counting would wait for the server)."""
     if not rows:
         return 0
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    cursor = conn.execute(INSERT + (" RETURNING 1" if count else ""), columns)
+    cursor = conn.execute(INSERT + (" RETURNING 1" if count else ""), [Jsonb(rows)])
     return len(cursor.fetchall()) if count else None
 
 
@@ -154,40 +152,30 @@ def claim(db, now, lease_until, sms_ok, channels, limit):
 RECORD = """
 UPDATE notifications n SET state = u.state, provider = coalesce(u.provider, n.provider),
     provider_message_id = coalesce(u.pid, n.provider_message_id), last_error = u.error,
-    next_attempt_at = u.retry, lease_until = NULL,
+    next_attempt_at = coalesce(u.retry, %(now)s), lease_until = NULL,
     history = n.history || jsonb_build_array(
         jsonb_build_object('state', u.state, 'at', %(at)s::text)
         || CASE WHEN u.provider IS NULL THEN '{}'::jsonb
                 ELSE jsonb_build_object('provider', u.provider) END)
-FROM unnest(%(ids)s::uuid[], %(states)s::text[], %(providers)s::text[], %(pids)s::text[],
-            %(errors)s::text[], %(retries)s::timestamptz[]) AS u(id, state, provider, pid, error, retry)
+FROM jsonb_to_recordset(%(outcomes)s)
+    AS u (id uuid, state text, provider text, pid text, error text, retry timestamptz)
 WHERE n.id = u.id AND n.state = 'sending'
 """
+OUTCOME = ("id", "state", "provider", "pid", "error", "retry")
 
 
 def record(db, outcomes, now):
     """Record each ``(id, state, provider, provider_message_id, error, retry_at)`` of a batch,
-    in one statement.
+    in one statement (its own transaction: one round trip).
 
     Only a notification still ``sending`` moves: a provider's report that came
     first (delivered, failed) is not overwritten.
     """
     if not outcomes:
         return
-    ids, states, providers, pids, errors, retries = (list(c) for c in zip(*outcomes, strict=True))
-    with db.read() as conn:  # autocommit: one statement, its own transaction
-        conn.execute(
-            RECORD,
-            {
-                "at": now.isoformat(),
-                "ids": ids,
-                "states": states,
-                "providers": providers,
-                "pids": pids,
-                "errors": errors,
-                "retries": [retry or now for retry in retries],
-            },
-        )
+    rows = [dict(zip(OUTCOME, outcome, strict=True)) for outcome in outcomes]
+    with db.read() as conn:  # autocommit
+        conn.execute(RECORD, {"at": now.isoformat(), "now": now, "outcomes": Jsonb(rows)})
 
 
 REPORTS = {"delivered": "delivered", "failed": "permanent_failure", "rejected": "permanent_failure"}
