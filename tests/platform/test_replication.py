@@ -391,3 +391,41 @@ def test_a_kelurahan_log_reset_to_empty_is_refused_and_reported_not_mixed(
         )
     assert again.position(a) == 31
     assert again.replicated(a) == history
+
+
+def test_the_city_loses_and_doubles_nothing_when_its_database_connections_are_terminated(
+    nodes, schema_url, server_database_url, caplog
+):
+    """PostgreSQL drops the city ingest's connections again and again while two
+    kelurahan publish: a batch is acknowledged only once committed, so the city ends
+    with each log exactly, every event once and in order."""
+    app = f"rembug-city-{uuid.uuid4().hex[:8]}"
+    city = nodes("city", url=f"{schema_url()}&application_name={app}")
+    a, b = nodes("kelurahan", A), nodes("kelurahan", B)
+    writers = [threading.Thread(target=node.submit, args=(300,)) for node in (a, b)]
+    for writer in writers:
+        writer.start()
+    killed, until = 0, time.monotonic() + 3
+    caplog.set_level(logging.WARNING, logger="shared.replication")
+    with psycopg.connect(server_database_url, autocommit=True) as admin:
+        while time.monotonic() < until or any(w.is_alive() for w in writers):
+            killed += admin.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = %s",
+                [app],
+            ).fetchone()[0]
+            time.sleep(0.2)
+    for writer in writers:
+        writer.join()
+
+    def caught_up():
+        try:
+            return city.position(a) == 300 and city.position(b) == 300
+        except psycopg.OperationalError:  # a connection killed while it was idle in the pool
+            return False
+
+    wait_until(caught_up, 90, "the city to catch up")
+    interruptions = [r for r in caplog.records if "ingest of proposals interrupted" in r.message]
+    assert killed > 0 and interruptions
+    assert city.replicated(a) == logged(a)
+    assert city.replicated(b) == logged(b)
