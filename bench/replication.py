@@ -28,7 +28,9 @@ there is one, as on the city node.
   ``ANALYZE``, as autovacuum would: a city that has run a while). The lag of an
   event is the time from its ``time`` (set just before its append) to the
   moment an observer, looking at ``replica_events`` every 10 ms, sees its row;
-  p99 in ms over 40 s, the first 5 s not counted.
+  p99 in ms over 40 s, the first 5 s not counted (with p50, p90, the maximum,
+  and the machine's load average over the last minute: the lag depends on
+  the CPU the kelurahan processes, the broker and PostgreSQL get).
 - ``city_resident_events``: pseudonymous ``resident.registered`` events as they
   leave a kelurahan (no ``personal`` part; ``public`` = RW, sex, age band,
   categories; a random resident id) of 56 kelurahan, published by their 56
@@ -521,13 +523,25 @@ def replication_lag_p99(quick):
             db.close()
     measured = [lag for time_, lag in observer.lags if time_.timestamp() >= start_at + warm_up]
     total = sum(appended.values())
-    p50, p99 = percentile(measured, 0.5) * 1000, percentile(measured, 0.99) * 1000
+    p50, p90, p99 = (percentile(measured, f) * 1000 for f in (0.5, 0.9, 0.99))
+    load = os.getloadavg()[0]
     log(
         f"replication_lag_p99: {len(codes)} kelurahan x {LAG_RATE} events/s for {seconds} s"
         f" ({total} events, the first {warm_up} s not counted: {len(measured)} measured);"
-        f" p50 {p50:.0f} ms, max {max(measured) * 1000:.0f} ms"
+        f" p50 {p50:.0f} ms, p90 {p90:.0f} ms, max {max(measured) * 1000:.0f} ms;"
+        f" load average (1 min) {load:.1f} on {os.cpu_count()} CPUs"
     )
-    report("replication_lag_p99", p99, "ms", p50=round(p50, 1), events=len(measured), target=1000)
+    report(
+        "replication_lag_p99",
+        p99,
+        "ms",
+        p50=round(p50, 1),
+        p90=round(p90, 1),
+        max=round(max(measured) * 1000, 1),
+        events=len(measured),
+        load_1min=round(load, 1),
+        target=1000,
+    )
 
 
 # -- city_resident_events -------------------------------------------------------------------
