@@ -106,21 +106,9 @@ def city_broker(name, codes, services):
                 _wait_unused(user)
                 _api("PUT", f"users/{user}", {"password": password, "tags": ""})
                 made.append(user)
-                escaped = code.replace(".", r"\.")
-                _api(
-                    "PUT",
-                    f"permissions/{vhost}/{user}",
-                    {
-                        "configure": "^$",
-                        "write": r"^replication\.up$",
-                        "read": rf"^kelurahan\.{escaped}\.",
-                    },
-                )
-                _api(
-                    "PUT",
-                    f"topic-permissions/{vhost}/{user}",
-                    {"exchange": "replication.up", "write": rf"^{escaped}\.", "read": ".*"},
-                )
+                permissions, topic_permissions = replication.kelurahan_permissions(code)
+                _api("PUT", f"permissions/{vhost}/{user}", permissions)
+                _api("PUT", f"topic-permissions/{vhost}/{user}", topic_permissions)
                 parts = urlsplit(city_uri)
                 netloc = f"{quote(user, safe='')}:{password}@{parts.hostname}:{parts.port or 5672}"
                 uris[code] = parts._replace(netloc=netloc).geturl()

@@ -73,6 +73,7 @@ import importlib
 import logging
 import math
 import os
+import re
 import signal
 import threading
 import time
@@ -111,6 +112,19 @@ RECOVERABLE = (amqp.exceptions.AMQPError, OSError, psycopg.OperationalError, Con
 def kelurahan_user(code):
     """The broker user a kelurahan publishes to the city as."""
     return f"kelurahan-{code}"
+
+
+def kelurahan_permissions(code):
+    """``(permissions, topic permissions)`` of a kelurahan's broker user on the city's
+    vhost, as the management API takes them (``PUT permissions/<vhost>/<user>``,
+    ``PUT topic-permissions/<vhost>/<user>``; deploy/rabbitmq's definitions grant the
+    same): it declares nothing, writes only to ``replication.up`` and there only under
+    its own code, and reads only its own queues."""
+    escaped = re.escape(code)
+    return (
+        {"configure": "^$", "write": r"^replication\.up$", "read": rf"^kelurahan\.{escaped}\."},
+        {"exchange": UP_EXCHANGE.name, "write": rf"^{escaped}\.", "read": "^$"},
+    )
 
 
 def source_of(code, service):

@@ -95,21 +95,9 @@ class CityBroker:
     def allow(self, code):
         """The definitions' permissions: publish under its own code, read its own queues."""
         user, vhost = replication.kelurahan_user(code), quote(self.vhost, safe="")
-        escaped = code.replace(".", r"\.")
-        api(
-            "PUT",
-            f"permissions/{vhost}/{user}",
-            {
-                "configure": "^$",
-                "write": r"^replication\.up$",
-                "read": rf"^kelurahan\.{escaped}\.",
-            },
-        )
-        api(
-            "PUT",
-            f"topic-permissions/{vhost}/{user}",
-            {"exchange": "replication.up", "write": rf"^{escaped}\.", "read": ".*"},
-        )
+        permissions, topic_permissions = replication.kelurahan_permissions(code)
+        api("PUT", f"permissions/{vhost}/{user}", permissions)
+        api("PUT", f"topic-permissions/{vhost}/{user}", topic_permissions)
 
     def cut(self, code):
         """The link goes down: the user may do nothing, its connections are closed.
