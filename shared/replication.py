@@ -50,8 +50,9 @@ Guarantees, each proven by a test against the real servers
    asks it for no resend, logs an error naming the source (at most once a
    minute per source; never an event's data), sends the kelurahan a
    ``control.diverged`` message that its downlink logs as an error, and
-   reports ``rembug_replication_diverged{source}`` = 1 in the metrics. The
-   mark survives restarts. What the city already holds of the source stays
+   reports ``rembug_replication_diverged{source}`` = 1 (a metric this module
+   registers: served by the service processes that import it). The mark
+   survives restarts. What the city already holds of the source stays
    as it is (after a reinstall it may be the only copy of the old history):
    joining the histories is an operator's decision, not the city's.
 7. The city's own events about a kelurahan's entities (a camat's or bappeda's
