@@ -513,8 +513,9 @@ class Ingest:
         return outcome.stored
 
     def _accepted(self, message):
-        """The message's CloudEvent if it is well formed and its publisher owns its
-        source; otherwise the message is dead-lettered and the attempt logged."""
+        """The message's CloudEvent (its id in canonical form) if it is well formed and its
+        publisher owns its source; otherwise the message is dead-lettered and the attempt
+        logged."""
         user = message.properties.get("user_id")
         try:
             cloudevent = orjson.loads(message.body)
@@ -526,8 +527,8 @@ class Ingest:
             code, valid = None, False
         if not valid or code is None or user != kelurahan_user(code):
             log.warning(
-                "refused a %s event published by %r with routing key %s: its source is not "
-                "the publisher's kelurahan",
+                "refused a %s event published by %r with routing key %s: malformed, or its "
+                "source is not the publisher's kelurahan",
                 self.service,
                 user,
                 message.delivery_info["routing_key"],
