@@ -134,9 +134,17 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _body(self):
+        """The request's JSON object; None if it is missing or cut short (a client killed
+        mid-request): such a request is never accepted."""
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
-        return json.loads(raw) if raw else {}
+        if len(raw) < length:
+            return None
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
 
     def do_GET(self):
         state = self.state
@@ -157,6 +165,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         state = self.state
         body = self._body()
+        if body is None:
+            return self._reply(400, {"error": "incomplete request"})
         if self.path == "/_mode":
             state.mode = body.get("mode", "ok")
             state.delay = float(body.get("delay", 0))
@@ -175,6 +185,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(503, {"error": "unavailable"})
         if state.mode == "reject":
             return self._reply(400, {"error": "invalid destination"})
+        if not body.get("to") or not ("text" in body or "template" in body):
+            return self._reply(400, {"error": "a message needs to and text or template"})
         key = self.headers.get("Idempotency-Key") or f"no-key-{time.time_ns()}"
         return self._reply(200, {"id": state.accept(key, body)})
 

@@ -81,6 +81,7 @@ class Dispatcher(DependencyProvider):
             )
             for p in self.settings.providers
         )
+        self.claim_limit = self.settings.concurrency * 8  # notifications claimed at once
         self._wakeups = eventlet.queue.LightQueue()
         self._stopping = False
         self._thread = None
@@ -144,7 +145,7 @@ class Dispatcher(DependencyProvider):
                 log.error("dispatcher: unexpected %s; retrying", type(exc).__name__)
                 eventlet.sleep(ERROR_PAUSE)
                 continue
-            if not done:
+            if done < self.claim_limit:  # nothing more is due yet: wait to be woken
                 try:
                     self._wakeups.get(timeout=self.settings.poll_seconds)
                     eventlet.sleep(0.005)  # let the waking transaction commit
@@ -157,7 +158,9 @@ class Dispatcher(DependencyProvider):
         Up to ``BATCHES_IN_FLIGHT`` batches are sent at once (sharing the pool of
         ``NOTIFY_CONCURRENCY`` sends), so the next batch is claimed while the
         last messages of the previous one are still on the wire. Returns how
-        many were claimed.
+        many were claimed: fewer than ``claim_limit`` means nothing more was due,
+        and the thread waits for a wake-up or the poll interval before claiming
+        again (an empty claim is a statement for nothing).
         """
         db = self._store.db
         now = self.clock.now()
@@ -171,7 +174,7 @@ class Dispatcher(DependencyProvider):
                 now + timedelta(seconds=self.settings.lease_seconds),
                 sms_allowed(now),
                 self.settings.channels - {"in_app"},
-                self.settings.concurrency * 8,
+                self.claim_limit,
             )
         except BaseException:
             self._in_flight.release()
