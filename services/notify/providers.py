@@ -26,7 +26,6 @@ process) and its cooldown after a temporary failure (the next message skips
 it until the cooldown ends, then tries it again: recovery).
 """
 
-import json
 import logging
 import smtplib
 import time
@@ -34,6 +33,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 
 import eventlet
+import orjson
 import urllib3
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class HttpProvider:
         # one pool for the one host: no URL parsing or pool lookup per message
         self._pool = urllib3.connection_from_url(self.url, maxsize=pool_size, block=True)
         self._path = urllib3.util.parse_url(self.url).request_uri
+        self._timeout = urllib3.Timeout(total=self.timeout)
 
     def body(self, outgoing):
         base = {"reference": outgoing.id, "channel": self.channel, "to": outgoing.address}
@@ -91,18 +92,18 @@ class HttpProvider:
             response = self._pool.urlopen(
                 "POST",
                 self._path,
-                body=json.dumps(self.body(outgoing)).encode(),
+                body=orjson.dumps(self.body(outgoing)),
                 headers=headers,
                 retries=False,
-                timeout=urllib3.Timeout(total=self.timeout),
+                timeout=self._timeout,
             )
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise TemporaryFailure(f"{self.name}: {type(exc).__name__}") from None
         status = response.status
         if 200 <= status < 300:
             try:
-                return str(json.loads(response.data)["id"])
-            except (ValueError, KeyError, TypeError):
+                return str(orjson.loads(response.data)["id"])
+            except (ValueError, KeyError, TypeError):  # orjson.JSONDecodeError is a ValueError
                 return None
         if status >= 500 or status in TEMPORARY_HTTP:
             raise TemporaryFailure(f"{self.name}: HTTP {status}")
