@@ -223,11 +223,9 @@ class Dispatcher(DependencyProvider):
     def _send(self, row, now):
         """``(id, state, provider, provider message id, error, retry at)`` for one claimed row."""
         id_ = row["id"]
-        if row["address"] is None or row["content"] is None:
+        if row["address"] is None or row["message"] is None:
             return id_, "permanent_failure", None, None, "no address", None
-        outgoing = providers.Outgoing(
-            id_, row["channel"], row["address"], row["content"]["message"]
-        )
+        outgoing = providers.Outgoing(id_, row["channel"], row["address"], row["message"])
         try:
             name, message_id = self.switchboard.send(outgoing)
         except providers.PermanentFailure as exc:

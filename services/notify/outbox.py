@@ -120,7 +120,7 @@ WHERE id IN (
     ORDER BY next_attempt_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED)
-RETURNING id::text AS id, channel, address, content, attempts
+RETURNING id::text AS id, channel, address, content->'message' AS message, attempts
 """
 
 
