@@ -81,6 +81,7 @@ class CityBroker:
 
     def add_kelurahan(self, code):
         user, password = replication.kelurahan_user(code), secrets.token_urlsafe(16)
+        wait_unused(user)
         api("PUT", f"users/{user}", {"password": password, "tags": ""})
         self.passwords[code] = password
         self.allow(code)
@@ -122,6 +123,17 @@ class CityBroker:
                 f"{replication.kelurahan_user(code)}",
                 timeout=10,
             )
+
+
+def wait_unused(user, timeout=60):
+    """Wait until no one else (a replication test of another run on this broker) has the
+    broker user ``user``: broker users are not per vhost, and replacing its password
+    would lock the other test's kelurahan out. A user still there after ``timeout`` s
+    is taken as left over by a run that crashed."""
+    url = f"{os.environ['RABBIT_API_URI'].rstrip('/')}/api/users/{quote(user, safe='')}"
+    deadline = time.monotonic() + timeout
+    while requests.get(url, timeout=10).status_code != 404 and time.monotonic() < deadline:
+        time.sleep(1)
 
 
 @pytest.fixture
