@@ -178,7 +178,8 @@ def relay_lag(repo):
 REPLICATION_QUERY = """
 SELECT source,
        source_head - position AS events,
-       extract(epoch FROM now() - received_at)::float8 AS seconds
+       extract(epoch FROM now() - received_at)::float8 AS seconds,
+       diverged_at IS NOT NULL AS diverged
   FROM replication_positions
  ORDER BY source
 """
@@ -205,6 +206,15 @@ def replication_lag_events(repo):
 )
 def replication_lag_seconds(repo):
     return [({"source": r["source"]}, _not_below_zero(r["seconds"])) for r in _replication(repo)]
+
+
+@register(
+    "rembug_replication_diverged",
+    "1 while this node refuses a source's events because its log differs from the history"
+    " stored here (a kelurahan store reset or restored; see shared.replication), else 0",
+)
+def replication_diverged(repo):
+    return [({"source": r["source"]}, int(r["diverged"])) for r in _replication(repo)]
 
 
 def _not_below_zero(value):

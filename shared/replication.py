@@ -50,8 +50,8 @@ Guarantees, each proven by a test against the real servers
    asks it for no resend, logs an error naming the source (at most once a
    minute per source; never an event's data), sends the kelurahan a
    ``control.diverged`` message that its downlink logs as an error, and
-   reports ``rembug_replication_diverged{source}`` = 1 (a metric this module
-   registers: served by the service processes that import it). The mark
+   reports ``rembug_replication_diverged{source}`` = 1 on every service's
+   ``/metrics`` (shared.metrics). The mark
    survives restarts. What the city already holds of the source stays
    as it is (after a reinstall it may be the only copy of the old history):
    joining the histories is an operator's decision, not the city's.
@@ -90,7 +90,7 @@ from kombu import Connection, Exchange, Producer, Queue
 from psycopg.types.json import Jsonb
 
 from shared import config as configmod
-from shared import metrics, wilayah
+from shared import wilayah
 from shared.db import Database
 from shared.envelope import Event
 from shared.relay import BACKOFF_FIRST, BACKOFF_MAX, HEARTBEAT, PERSISTENT, Relay, Route
@@ -707,22 +707,6 @@ class _Outcome:
 
 
 _NEW_SOURCE = {"position": 0, "source_head": 0, "diverged": False, "may_ask": None}
-
-
-@metrics.register(
-    "rembug_replication_diverged",
-    "1 while this node refuses a source's events because its log differs from the history"
-    " stored here (a kelurahan store reset or restored; see shared.replication), else 0",
-)
-def replication_diverged(repo):
-    with repo.db.read() as conn:
-        if conn.execute("SELECT to_regclass('replication_positions') AS t").fetchone()["t"] is None:
-            return []
-        rows = conn.execute(
-            "SELECT source, diverged_at IS NOT NULL AS diverged FROM replication_positions"
-            " ORDER BY source"
-        ).fetchall()
-    return [({"source": r["source"]}, int(r["diverged"])) for r in rows]
 
 
 def _first_differences(conn, batch, known):

@@ -22,7 +22,7 @@ import psycopg
 import pytest
 import requests
 
-from shared import replication
+from shared import metrics, replication
 from shared.config import Config
 from shared.db import Database, migrate
 from shared.envelope import Event
@@ -376,7 +376,7 @@ def test_a_kelurahan_log_reset_to_empty_is_refused_and_reported_not_mixed(
     assert len(logged(reset)) == 45  # the new log stays whole in its own store
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert any(a.source in r.getMessage() and "refusing" in r.getMessage() for r in errors)
-    collected = replication.replication_diverged(SimpleNamespace(db=city.db))
+    collected = metrics.replication_diverged(SimpleNamespace(db=city.db))
     assert collected == [({"source": a.source}, 1)]
 
     caplog.clear()
