@@ -246,6 +246,31 @@ def test_the_city_converges_exactly_after_a_kelurahans_link_was_cut(nodes, city_
     assert city.replicated(b) == logged(b)
 
 
+LONG_OUTAGE = 125  # seconds: minutes, past the relay's heartbeat (30 s) and longest backoff
+
+
+def test_a_kelurahan_keeps_working_through_minutes_without_its_link(nodes, city_broker):
+    """The link stays down for over two minutes while the kelurahan keeps appending;
+    its link keeps trying (capped backoff, never giving up) and the city converges
+    exactly once the link is back."""
+    city, a = nodes("city"), nodes("kelurahan", A)
+    a.submit(20)
+    wait_until(lambda: city.position(a) == 20, 30, "replication")
+
+    city_broker.cut(A)
+    down_until = time.monotonic() + LONG_OUTAGE
+    while time.monotonic() < down_until:
+        a.submit(5)  # the kelurahan's work goes on, stored in its own log
+        time.sleep(10)
+    assert city.position(a) == 20
+    assert a.thread.is_alive()
+    submitted = len(logged(a))
+
+    city_broker.allow(A)
+    wait_until(lambda: city.position(a) == submitted, 90, "the kelurahan to catch up")
+    assert city.replicated(a) == logged(a)
+
+
 def test_a_city_rebuilt_from_empty_catches_up_from_the_kelurahan_logs(nodes, schema_url):
     city, a = nodes("city"), nodes("kelurahan", A)
     a.submit(60)
