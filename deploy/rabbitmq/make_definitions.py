@@ -23,7 +23,8 @@ The city broker (vhost ``rembug-city``):
   ``<code>.<service>.control.<kind>``); a fanout dead-letter exchange ``replication.dlx``
   with the quorum queue ``replication.dead``;
 - quorum queues ``city.ingest.<service>`` bound to ``replication.up`` with
-  ``*.*.*.*.<service>.#`` (the code is four words), and ``kelurahan.<code>.<service>``
+  ``*.*.*.*.<service>.#`` (the code is four words), ``city.notify.proposals`` (notify's
+  own copy of the proposals events, for the camat's and bappeda's notices), and ``kelurahan.<code>.<service>``
   bound to ``replication.down`` with ``<code>.<service>.#`` for each of the 56
   kelurahan and each service (names from :mod:`shared.replication`);
 - a policy giving those queues the dead-letter exchange and a delivery limit;
@@ -48,6 +49,7 @@ import secrets
 import sys
 from pathlib import Path
 
+from services.notify.awaiting import QUEUE as NOTIFY_CITY_QUEUE
 from shared import replication
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,8 +86,8 @@ def down_binding(code, service):
     return replication.down_queue(code, service).routing_key
 
 
-def ingest_queue(service):
-    return replication.ingest_queue(service).name
+def ingest_queue(service, name=None):
+    return replication.ingest_queue(service, name).name
 
 
 def ingest_binding(service):
@@ -225,19 +227,18 @@ def city_definitions(hashes, codes):
     ]
     topic_permissions = []
     for code in codes:
-        user, escaped = kelurahan_user(code), re.escape(code)
+        user = kelurahan_user(code)
         users.append(_user(user, hashes[user]))
-        permissions.append(
-            _permission(user, vhost, "^$", r"^replication\.up$", rf"^kelurahan\.{escaped}\.")
-        )
-        topic_permissions.append(
-            {"user": user, "vhost": vhost, "exchange": UP, "write": f"^{escaped}\\.", "read": "^$"}
-        )
+        granted, topic = replication.kelurahan_permissions(code)
+        permissions.append({"user": user, "vhost": vhost, **granted})
+        topic_permissions.append({"user": user, "vhost": vhost, **topic})
     queues = [_queue(DEAD, vhost)]
     queues += [_queue(ingest_queue(s), vhost) for s in SERVICES]
+    queues.append(_queue(NOTIFY_CITY_QUEUE, vhost))
     queues += [_queue(down_queue(code, s), vhost) for code in codes for s in SERVICES]
     bindings = [_binding(DLX, vhost, DEAD, "")]
     bindings += [_binding(UP, vhost, ingest_queue(s), ingest_binding(s)) for s in SERVICES]
+    bindings.append(_binding(UP, vhost, NOTIFY_CITY_QUEUE, ingest_binding("proposals")))
     bindings += [
         _binding(DOWN, vhost, down_queue(code, s), down_binding(code, s))
         for code in codes
@@ -247,7 +248,7 @@ def city_definitions(hashes, codes):
         {
             "vhost": vhost,
             "name": "replication-dead-letters",
-            "pattern": r"^(city\.ingest\.|kelurahan\.).*",
+            "pattern": r"^(city\.|kelurahan\.).*",
             "apply-to": "queues",
             "priority": 10,
             "definition": {"dead-letter-exchange": DLX, "delivery-limit": DELIVERY_LIMIT},

@@ -82,7 +82,8 @@ def test_the_city_topology_is_the_designed_one(city):
         "replication.dlx": "fanout",
     }
     queues = {q["name"]: q for q in document["queues"]}
-    expected = {"replication.dead"} | {f"city.ingest.{s}" for s in md.SERVICES}
+    expected = {"replication.dead", "city.notify.proposals"}
+    expected |= {f"city.ingest.{s}" for s in md.SERVICES}
     expected |= {f"kelurahan.{code}.{s}" for code in CODES for s in md.SERVICES}
     assert set(queues) == expected
     assert all(
@@ -92,6 +93,7 @@ def test_the_city_topology_is_the_designed_one(city):
     assert bindings == (
         {("replication.dlx", "replication.dead", "")}
         | {("replication.up", f"city.ingest.{s}", f"*.*.*.*.{s}.#") for s in md.SERVICES}
+        | {("replication.up", "city.notify.proposals", "*.*.*.*.proposals.#")}
         | {
             ("replication.down", f"kelurahan.{c}.{s}", f"{c}.{s}.#")
             for c in CODES
@@ -263,7 +265,7 @@ def test_the_loaded_queues_are_quorum_queues_under_the_dead_letter_policy(city_b
         if all("policy" in q for q in queues) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert len(queues) == 1 + len(md.SERVICES) + 56 * len(md.SERVICES)
+    assert len(queues) == 2 + len(md.SERVICES) + 56 * len(md.SERVICES)  # dead, notify's copy
     for queue in queues:
         assert queue["type"] == "quorum"
         if queue["name"] != "replication.dead":
