@@ -1,8 +1,9 @@
-"""Start one process of a deployed node: a service, its relay, or the databases' set-up.
+"""Start one process of a deployed node: a service, its relay, its replication, or the databases' set-up.
 
     python -m deploy.launch proposals                 # the service (nameko run)
     python -m deploy.launch proposals-relay           # its relay
     python -m deploy.launch proposals-replication     # its replication with the city
+    python -m deploy.launch notify-awaiting           # city node: the camat's and bappeda's notices
     python -m deploy.launch databases                 # create the node's databases if missing
     python -m deploy.launch --env-dir /etc/rembug 32.75.05.1002:budget   # systemd's %i
 
@@ -158,14 +159,32 @@ def run_replication(env, service):
     replication.main([service])
 
 
-RUNNERS = {"": run_service, "-relay": run_relay, "-replication": run_replication}
+def run_awaiting(env, service):
+    """Notify's notices to the camat and bappeda, on the city node only
+    (``python -m services.notify.awaiting``)."""
+    os.environ.clear()
+    os.environ.update(env)
+    configure_logging()
+    from services.notify import awaiting
+
+    awaiting.main()
+
+
+RUNNERS = {
+    "": run_service,
+    "-relay": run_relay,
+    "-replication": run_replication,
+    "notify-awaiting": run_awaiting,
+}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env-file", help="read this environment file first")
     parser.add_argument("--env-dir", default="/etc/rembug", help="where <name>.env files are")
-    parser.add_argument("target", help="<service>, <service>-relay or databases; <name>: first")
+    parser.add_argument(
+        "target", help="<service>[-relay|-replication], notify-awaiting or databases; <name>: first"
+    )
     args = parser.parse_args(argv)
     name, _, target = args.target.rpartition(":")
     env_file = args.env_file or (Path(args.env_dir) / f"{name}.env" if name else None)
@@ -177,11 +196,11 @@ def main(argv=None):
         create_databases(env)
         return
     service, _, kind = target.partition("-")
-    runner = RUNNERS.get(f"-{kind}" if kind else "")
+    runner = RUNNERS.get(target) or RUNNERS.get(f"-{kind}" if kind else "")
     if service not in SERVICES or runner is None:
         parser.error(
-            f"unknown target {target!r}: <service>, <service>-relay, <service>-replication "
-            f"or databases, the services being {', '.join(SERVICES)}"
+            f"unknown target {target!r}: <service>, <service>-relay, <service>-replication, "
+            f"notify-awaiting or databases, the services being {', '.join(SERVICES)}"
         )
     runner(service_environment(env, service), service)
 

@@ -105,7 +105,11 @@ def test_compose_files_parse_and_reference_what_exists(profile):
     document = compose(profile)
     services = document["services"]
     expected = {"postgres", "rabbitmq", "setup"}
-    expected |= {s for name in launch.SERVICES for s in (name, f"{name}-relay")}
+    expected |= {
+        s for name in launch.SERVICES for s in (name, f"{name}-relay", f"{name}-replication")
+    }
+    if profile == "city":
+        expected.add("notify-awaiting")
     assert set(services) == expected
     host_ports = []
     for name, service in services.items():
@@ -126,10 +130,12 @@ def test_compose_files_parse_and_reference_what_exists(profile):
         if target == "databases":
             assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
             continue
-        assert target.removesuffix("-relay") in launch.SERVICES and target == name
+        service_name, _, kind = target.partition("-")
+        assert service_name in launch.SERVICES and kind in ("", "relay", "replication", "awaiting")
+        assert target == name
         assert service["depends_on"]["setup"]["condition"] == "service_completed_successfully"
         assert service["environment"] == {"DATABASE_HOST": "postgres", "AMQP_HOST": "rabbitmq"}
-        if not target.endswith("-relay"):
+        if not kind:
             probe = service["healthcheck"]["test"]
             assert probe[:4] == ["CMD", "python", "-m", "deploy.probe"]
             assert probe[4] == "http://127.0.0.1:8000/ready"
