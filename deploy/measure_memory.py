@@ -2,15 +2,16 @@
 
     .venv/bin/python -m deploy.measure_memory [--kelurahan 32.75.12.1003] [--proposals 300]
 
-Starts the node as deployed (``deploy/launch.py``: the four services and their
-relays, from the node's env file filled in for the local PostgreSQL and
-RabbitMQ), waits until every service is ready, submits some proposals so
+Starts the node as deployed (``deploy/launch.py``: the four services, their
+relays and their replication links, from the node's env file filled in for the
+local PostgreSQL and RabbitMQ; the links go to a city vhost of their own,
+``memory-rembug-city``, as the kelurahan's own broker user), waits until every service is ready, submits some proposals so
 that the workers, pools and caches are warm, and prints each process's RSS
 and PSS (proportional set size: shared pages split between the processes that
 share them, so PSS adds up) from ``/proc``, then PostgreSQL's and RabbitMQ's.
 The local PostgreSQL and RabbitMQ also serve whatever else runs on this
 machine: their figures are the whole servers', an upper bound for the node.
-The node's vhost and databases are dropped afterwards.
+The node's vhosts, its broker user and its databases are dropped afterwards.
 """
 
 import argparse
@@ -32,6 +33,7 @@ from nameko.standalone.rpc import ClusterRpcProxy  # noqa: E402
 
 from deploy import launch  # noqa: E402
 from deploy.local import node as local_node  # noqa: E402
+from shared import replication  # noqa: E402
 from shared.actor import Actor  # noqa: E402
 from shared.auth import issue_token  # noqa: E402
 
@@ -40,6 +42,7 @@ DEFAULT_CODE = "32.75.12.1003"  # Jatimelati: a node nobody runs here by default
 MIB = 1024 * 1024
 DATABASE_SERVER = os.environ.get("PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
 AMQP_SERVER = os.environ.get("AMQP_SERVER", "pyamqp://guest:guest@127.0.0.1:5672")
+CITY_VHOST = "memory-rembug-city"  # the links' city: a vhost of its own, dropped afterwards
 
 
 def memory_of(pid):
@@ -64,7 +67,7 @@ def pids_named(name):
     return found
 
 
-def node_env(code):
+def node_env(code, city_amqp_uri):
     server = urllib.parse.urlsplit(DATABASE_SERVER)
     amqp = urllib.parse.urlsplit(AMQP_SERVER)
     env = launch.read_env_file(ROOT / "deploy" / "env" / f"{code}.env")
@@ -78,6 +81,7 @@ def node_env(code):
         "AMQP_PORT": str(amqp.port or 5672),
         "AMQP_USER": amqp.username or "guest",
         "AMQP_PASSWORD": amqp.password or "guest",
+        "CITY_AMQP_URI": city_amqp_uri,
         "AUTH_SECRET": base64.b64encode(os.urandom(36)).decode(),
         "PII_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
         "HTTP_HOST": "127.0.0.1",
@@ -91,7 +95,17 @@ def drop(code):
             name = launch.database_name(code, service)
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     api = local_node.RABBIT_API
-    requests.delete(f"{api}/api/vhosts/kelurahan-{code}", timeout=10)
+    for path in (f"vhosts/kelurahan-{code}", f"vhosts/{CITY_VHOST}", f"users/kelurahan-{code}"):
+        requests.delete(f"{api}/api/{path}", timeout=10)
+
+
+def link_to_a_city(code, state):
+    """A city vhost with the replication topology, and the kelurahan's user on it
+    (its password kept in ``state``): returns the node's ``CITY_AMQP_URI``."""
+    local_node.ensure_vhost(CITY_VHOST)
+    city = f"{AMQP_SERVER}/{urllib.parse.quote(CITY_VHOST, safe='')}"
+    replication.declare_topology(city, [code], list(launch.SERVICES))
+    return local_node.ensure_city_link(code, state, CITY_VHOST)
 
 
 def start(code, env, log_dir):
@@ -114,7 +128,7 @@ def start(code, env, log_dir):
     return {
         target: launch_target(target)
         for service in launch.SERVICES
-        for target in (service, f"{service}-relay")
+        for target in (service, f"{service}-relay", f"{service}-replication")
     }
 
 
@@ -175,19 +189,19 @@ def report(children):
         rows.append((name, rss, pss))
         totals["rss"] += rss
         totals["pss"] += pss
-    print(f"\n{'process':<20}{'RSS MiB':>10}{'PSS MiB':>10}")
+    print(f"\n{'process':<24}{'RSS MiB':>10}{'PSS MiB':>10}")
     for name, rss, pss in rows:
-        print(f"{name:<20}{rss / MIB:>10.1f}{pss / MIB:>10.1f}")
-    print(f"{'services + relays':<20}{totals['rss'] / MIB:>10.1f}{totals['pss'] / MIB:>10.1f}")
+        print(f"{name:<24}{rss / MIB:>10.1f}{pss / MIB:>10.1f}")
+    print(f"{'node processes':<24}{totals['rss'] / MIB:>10.1f}{totals['pss'] / MIB:>10.1f}")
     servers = {}
     for label, comm in (("postgresql", "postgres"), ("rabbitmq (beam.smp)", "beam.smp")):
         pairs = [memory_of(pid) for pid in pids_named(comm)]
         servers[label] = (sum(r for r, _ in pairs), sum(p for _, p in pairs), len(pairs))
     for label, (rss, pss, n) in servers.items():
-        print(f"{label:<20}{rss / MIB:>10.1f}{pss / MIB:>10.1f}   ({n} processes, whole server)")
-    print(f"{'rabbitmq mem_used':<20}{rabbit_memory() / MIB:>10.1f}   (the broker's own account)")
+        print(f"{label:<24}{rss / MIB:>10.1f}{pss / MIB:>10.1f}   ({n} processes, whole server)")
+    print(f"{'rabbitmq mem_used':<24}{rabbit_memory() / MIB:>10.1f}   (the broker's own account)")
     whole = totals["pss"] + sum(pss for _, pss, _ in servers.values())
-    print(f"{'node total (PSS)':<20}{whole / MIB:>10.1f}   of a 2048 MiB budget")
+    print(f"{'node total (PSS)':<24}{whole / MIB:>10.1f}   of a 2048 MiB budget")
 
 
 def main(argv=None):
@@ -199,9 +213,9 @@ def main(argv=None):
     code = args.kelurahan
     drop(code)
     local_node.ensure_vhost(f"kelurahan-{code}")
-    env = node_env(code)
     log_dir = ROOT / "run" / "measure-memory" / code
     log_dir.mkdir(parents=True, exist_ok=True)
+    env = node_env(code, link_to_a_city(code, log_dir))
     children = start(code, env, log_dir)
     try:
         wait_ready(env, children, log_dir)
@@ -211,7 +225,7 @@ def main(argv=None):
             f"node {code} ready; {args.proposals} proposals submitted in "
             f"{time.monotonic() - started:.1f} s"
         )
-        time.sleep(2)  # the relays publish them
+        time.sleep(2)  # the relays and the links publish them
         report(children)
     finally:
         for child in children.values():

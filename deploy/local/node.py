@@ -143,22 +143,17 @@ def ensure_vhost(vhost):
     )
 
 
-def ensure_city_link(code, state):
+def ensure_city_link(code, state, city_vhost=CITY_VHOST):
     """The kelurahan's own user on the city vhost, with the rights of the deployed
     definitions (publish up under its code only, read its own queues); returns its
     ``CITY_AMQP_URI``."""
     user = replication.kelurahan_user(code)
     password = node_secret(state, "city_password", lambda: secrets.token_urlsafe(24))
-    escaped, vhost = code.replace(".", r"\."), urllib.parse.quote(CITY_VHOST, safe="")
+    vhost = urllib.parse.quote(city_vhost, safe="")
+    granted, topic = replication.kelurahan_permissions(code)
     _management_put(f"users/{user}", {"password": password, "tags": ""})
-    _management_put(
-        f"permissions/{vhost}/{user}",
-        {"configure": "^$", "write": r"^replication\.up$", "read": rf"^kelurahan\.{escaped}\."},
-    )
-    _management_put(
-        f"topic-permissions/{vhost}/{user}",
-        {"exchange": "replication.up", "write": rf"^{escaped}\.", "read": "^$"},
-    )
+    _management_put(f"permissions/{vhost}/{user}", granted)
+    _management_put(f"topic-permissions/{vhost}/{user}", topic)
     server = urllib.parse.urlsplit(AMQP_SERVER)
     return f"{server.scheme}://{user}:{password}@{server.hostname}:{server.port or 5672}/{vhost}"
 
