@@ -48,7 +48,6 @@ from bench import residents as generated_residents
 from deploy.local import node
 from deploy.local.call import token_for
 from services.citizens.importer import read as read_residents
-from services.proposals.domain import STATUSES
 from shared import wilayah
 from shared.config import CITY_CODE
 
@@ -1168,17 +1167,22 @@ def _tally(values):
 
 def print_city(city, kelurahan, fiscal_year):
     print("\nThe city's view (the city node, 32.75, as bappeda)")
-    print("  proposals per kecamatan and status (proposals.list_proposals):")
+    print("  proposals per kecamatan and status (proposals.count_by_status):")
     for kecamatan in sorted({k.kecamatan for k in kelurahan}):
-        counts = {}
-        for status in STATUSES:
-            reply = city.call(
-                BAPPEDA, "proposals.list_proposals", kecamatan=kecamatan, status=status, per_page=1
-            )
-            if reply["total"]:
-                counts[status] = reply["total"]
-        listed = ", ".join(f"{s} {n}" for s, n in counts.items()) or "none"
-        print(f"    Kec. {wilayah.name_of(kecamatan):<11} {sum(counts.values()):>4}: {listed}")
+        counts = city.call(BAPPEDA, "proposals.count_by_status", kecamatan=kecamatan)
+        total = counts.pop("total")
+        listed = ", ".join(f"{s} {n}" for s, n in counts.items() if n) or "none"
+        print(f"    Kec. {wilayah.name_of(kecamatan):<11} {total:>4}: {listed}")
+    year = kelurahan[0].year
+    ranking = city.call(BAPPEDA, "proposals.city_ranking", year=year, limit=5)
+    print(f"  the city ranking {year}, first 5 of {ranking['total']} (proposals.city_ranking):")
+    for entry in ranking["items"]:
+        score = "-" if entry["score_total"] is None else f"{entry['score_total']:.2f}"
+        print(
+            f"    {entry['position']['city']:>3}. {score:>4}"
+            f"  {wilayah.name_of(entry['kelurahan']):<11} {entry['title'][:48]:<48}"
+            f"  {entry['status']}"
+        )
     monograph = city.call(BAPPEDA, "citizens.city_monograph")
     print(f"  city monograph (citizens.city_monograph): {monograph['population']} residents")
     for kec in monograph["kecamatan"]:

@@ -6,6 +6,7 @@ the whole Musrenbang day, 40 proposals and 200 residents."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -119,6 +120,8 @@ def test_the_demo_plays_a_musrenbang_day_and_the_decisions_reach_the_kelurahan(n
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     assert "The city's view" in done.stdout and "Where to look next" in done.stdout
     assert "still replicating" not in done.stdout, done.stdout
+    assert re.search(r"the city ranking 2027, first 5 of \d+", done.stdout), done.stdout
+    assert re.search(r"Kec\. Rawalumbu +40: verified", done.stdout), done.stdout  # count_by_status
 
     funded = call(pengasinan, "proposals.list_proposals", {"status": "funded"})
     assert funded["total"] >= 1, done.stdout
