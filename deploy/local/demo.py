@@ -32,7 +32,6 @@ import contextlib
 import hashlib
 import io
 import logging
-import math
 import os
 import random
 import sys
@@ -135,8 +134,18 @@ BAPPEDA_REASONS = {
     "deferred": "Ditunda ke RKPD tahun berikutnya: pagu indikatif bidang habis",
     "rejected": "Ditolak: tidak selaras dengan prioritas RPJMD",
 }
+# What the camat and bappeda decide on a proposal, by its forum rank (1 is the first entry):
+# a function of the proposal alone, so a run again with other arguments (fewer forwarded,
+# say) plans what the first run did, whose decisions its command ids keep.
+KECAMATAN_PLAN = ("accepted",) * 4 + ("deferred", "accepted", "accepted", "rejected")
+KECAMATAN_PLAN += ("accepted", "rejected")  # 7 of 10 accepted, every one of the first four
 CITY_PLAN = ("funded", "funded", "deferred", "funded", "rejected", "funded", "accepted")
 CITY_STATUS = {"accepted": "accepted_city", "funded": "funded"}
+
+
+def planned(plan, rank):
+    """The decision ``plan`` holds for the proposal at forum rank ``rank``."""
+    return plan[(rank - 1) % len(plan)]
 
 
 class Failed(Exception):
@@ -755,11 +764,7 @@ class Demo:
     def decide_kecamatan(self, kel):
         camat = camat_of(kel)
         count = len(kel.forwarded)
-        accept = math.ceil(count * 0.7) if count > 2 else count
-        plan = [
-            (entry["proposal_id"], "accepted" if n < accept else ("deferred", "rejected")[n % 2])
-            for n, entry in enumerate(kel.forwarded)
-        ]
+        plan = [(e["proposal_id"], planned(KECAMATAN_PLAN, e["rank"])) for e in kel.forwarded]
 
         def decide(item):
             proposal_id, decision = item
@@ -783,8 +788,9 @@ class Demo:
 
     def decide_city(self, kel):
         costs = {e["proposal_id"]: e["estimated_cost"] for e in kel.forwarded}
+        ranks = {e["proposal_id"]: e["rank"] for e in kel.forwarded}
         accepted = [i for i, s in kel.decisions.items() if s == "accepted_kecamatan"]
-        plan = [(pid, CITY_PLAN[n % len(CITY_PLAN)]) for n, pid in enumerate(accepted)]
+        plan = [(pid, planned(CITY_PLAN, ranks[pid])) for pid in accepted]
 
         def decide(item):
             proposal_id, decision = item
