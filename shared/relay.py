@@ -32,7 +32,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from psycopg import sql
 
 from shared import config as configmod
 from shared.db import Database, connect
+from shared.process import stop_on_signals
 from shared.store import EventStore
 
 log = logging.getLogger(__name__)
@@ -417,14 +417,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     cfg = configmod.load(args.service)
-    stop = threading.Event()
-
-    def request_stop(*_):
-        # set from another thread: the interrupted main thread may hold the event's lock
-        threading.Thread(target=stop.set).start()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, request_stop)
+    stop = stop_on_signals()
     relay = Relay(cfg.database_url, cfg.amqp_uri, cfg.service, cfg.source, args.batch_size)
     relay.run_forever(stop)
 

@@ -75,7 +75,6 @@ import logging
 import math
 import os
 import re
-import signal
 import threading
 import time
 import uuid
@@ -93,6 +92,7 @@ from shared import config as configmod
 from shared import wilayah
 from shared.db import Database
 from shared.envelope import Event
+from shared.process import stop_on_signals
 from shared.relay import BACKOFF_FIRST, BACKOFF_MAX, HEARTBEAT, PERSISTENT, Relay, Route
 
 log = logging.getLogger(__name__)
@@ -801,13 +801,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     cfg = configmod.load(args.service)
-    stop = threading.Event()
-
-    def request_stop(*_):
-        threading.Thread(target=stop.set).start()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, request_stop)
+    stop = stop_on_signals()
     if cfg.node_role == "city":
         run_city_link(cfg, stop)
     else:

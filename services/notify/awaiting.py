@@ -31,12 +31,11 @@ personal data: counts and place names.
 
 import hashlib
 import logging
-import signal
-import threading
 from datetime import timedelta
 
 from services.notify import notifier, rules
 from shared import config as configmod
+from shared.process import stop_on_signals
 from shared.replication import Ingest, code_of
 
 log = logging.getLogger(__name__)
@@ -179,13 +178,7 @@ def main():
     cfg = configmod.load("notify")
     if cfg.node_role != "city":
         raise SystemExit("services.notify.awaiting runs on the city node (NODE_ROLE=city)")
-    stop = threading.Event()
-
-    def request_stop(*_):
-        threading.Thread(target=stop.set).start()
-
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, request_stop)
+    stop = stop_on_signals()
     run(cfg, stop)
 
 
