@@ -84,6 +84,22 @@ def database_server(env):
     return f"postgresql://{user}{secret}@{host}:{port}"
 
 
+def server_variables(database_url, amqp_url):
+    """The node file's variables that name these servers: the inverse of
+    :func:`database_server` and :func:`amqp_uri` (the vhost stays the node's own)."""
+    server, amqp = urllib.parse.urlsplit(database_url), urllib.parse.urlsplit(amqp_url)
+    return {
+        "DATABASE_HOST": server.hostname,
+        "DATABASE_PORT": str(server.port or 5432),
+        "DATABASE_USER": server.username or "postgres",
+        "DATABASE_PASSWORD": server.password or "",
+        "AMQP_HOST": amqp.hostname,
+        "AMQP_PORT": str(amqp.port or 5672),
+        "AMQP_USER": amqp.username or "guest",
+        "AMQP_PASSWORD": amqp.password or "guest",
+    }
+
+
 def amqp_uri(env):
     user = urllib.parse.quote(env.get("AMQP_USER", "rembug"), safe="")
     password = urllib.parse.quote(env.get("AMQP_PASSWORD", ""), safe="")

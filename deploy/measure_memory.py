@@ -68,25 +68,19 @@ def pids_named(name):
 
 
 def node_env(code, city_amqp_uri):
-    server = urllib.parse.urlsplit(DATABASE_SERVER)
-    amqp = urllib.parse.urlsplit(AMQP_SERVER)
     env = launch.read_env_file(ROOT / "deploy" / "env" / f"{code}.env")
     env = {key: value.replace(launch.PLACEHOLDER, "unused") for key, value in env.items()}
-    return env | {
-        "DATABASE_HOST": server.hostname,
-        "DATABASE_PORT": str(server.port or 5432),
-        "DATABASE_USER": server.username or "postgres",
-        "DATABASE_PASSWORD": server.password or "",
-        "AMQP_HOST": amqp.hostname,
-        "AMQP_PORT": str(amqp.port or 5672),
-        "AMQP_USER": amqp.username or "guest",
-        "AMQP_PASSWORD": amqp.password or "guest",
-        "CITY_AMQP_URI": city_amqp_uri,
-        "AUTH_SECRET": base64.b64encode(os.urandom(36)).decode(),
-        "PII_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-        "HTTP_HOST": "127.0.0.1",
-        **{f"HTTP_PORT_{s.upper()}": str(19000 + i) for i, s in enumerate(launch.SERVICES)},
-    }
+    return (
+        env
+        | launch.server_variables(DATABASE_SERVER, AMQP_SERVER)
+        | {
+            "CITY_AMQP_URI": city_amqp_uri,
+            "AUTH_SECRET": base64.b64encode(os.urandom(36)).decode(),
+            "PII_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+            "HTTP_HOST": "127.0.0.1",
+            **{f"HTTP_PORT_{s.upper()}": str(19000 + i) for i, s in enumerate(launch.SERVICES)},
+        }
+    )
 
 
 def drop(code):

@@ -192,21 +192,11 @@ def drop_node(server):
 def node_env(tmp_path):
     """The node's env file as an ops team fills it in, for the local servers."""
     server = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
-    amqp = urllib.parse.urlsplit(os.environ["AMQP_URI"])
     drop_node(f"{server.scheme}://{server.netloc}")
     local_node.ensure_vhost(f"kelurahan-{CODE}")
     env = filled(launch.read_env_file(DEPLOY / "env" / f"{CODE}.env"))
-    env |= {
-        "DATABASE_HOST": server.hostname,
-        "DATABASE_PORT": str(server.port or 5432),
-        "DATABASE_USER": server.username or "postgres",
-        "DATABASE_PASSWORD": server.password or "",
-        "AMQP_HOST": amqp.hostname,
-        "AMQP_PORT": str(amqp.port or 5672),
-        "AMQP_USER": amqp.username,
-        "AMQP_PASSWORD": amqp.password,
-        "HTTP_PORT_PROPOSALS": str(free_port()),
-    }
+    env |= launch.server_variables(os.environ["DATABASE_URL"], os.environ["AMQP_URI"])
+    env["HTTP_PORT_PROPOSALS"] = str(free_port())
     path = tmp_path / f"{CODE}.env"
     path.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
     yield path, env
