@@ -56,9 +56,10 @@ Guarantees (``tests/platform/test_subscriber.py``):
    one-at-a-time path), so it can do set-based work.
 
 Design: the transaction wraps the worker. Each subscription runs one managed
-thread, the *pump*. Live messages reach it through nameko's shared
-:class:`~nameko.messaging.QueueConsumer` (reconnection, prefetch), which only
-puts them in the pump's inbox. For each event the pump opens the tracking
+thread, the *pump*. Live messages reach it through :class:`InboxQueueConsumer`,
+nameko's QueueConsumer (reconnection, prefetch) shared by the service's
+subscriptions, which only puts them in the pump's inbox, with a window of three
+batches. For each event the pump opens the tracking
 transaction and, inside it, calls ``container.spawn_worker`` with
 ``(event, conn)`` as arguments; it waits for the worker's result (delivered by
 ``handle_result``) before committing or rolling back. The worker therefore
@@ -120,6 +121,24 @@ TRANSIENT = (
 _STOP = object()
 
 
+class InboxQueueConsumer(QueueConsumer):
+    """nameko's QueueConsumer for subscriptions: hands each message straight to its
+    subscription, whose ``handle_message`` only puts it in the pump's inbox, instead of
+    spawning a thread per message to do so. Being its own shared extension, it also
+    gives the subscriptions of a service their own connection and prefetch window,
+    apart from the service's RPC consumer."""
+
+    @property
+    def prefetch_count(self):
+        """Three batches of the largest subscription: the next batch is already here while
+        one commits. (A window of one batch had the broker wait for each batch's acks
+        before sending more.)"""
+        return max([self.container.max_workers, *(3 * p.batch_size for p in self._providers)])
+
+    def handle_message(self, provider, body, message):
+        provider.handle_message(body, message)
+
+
 class Stopping(Exception):
     """The subscription is stopping; the event in hand is left for redelivery."""
 
@@ -127,7 +146,7 @@ class Stopping(Exception):
 class Subscription(Entrypoint):
     """The entrypoint behind :func:`subscribe` (see the module docstring)."""
 
-    queue_consumer = QueueConsumer()
+    queue_consumer = InboxQueueConsumer()
     _pump = None
     _behind = True
 

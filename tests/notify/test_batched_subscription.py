@@ -16,6 +16,7 @@ from shared import subscriber
 from shared.repository import EventStoreProvider
 from shared.subscriber import Subscription, subscribe
 from tests.platform.test_subscriber import (
+    QUEUE,
     THING,
     Node,
     listener_database_url,  # noqa: F401 - a fixture
@@ -116,6 +117,18 @@ def test_queued_events_apply_in_batches_once_in_order_with_the_refused_one_parke
     node.listener.stop()
     assert node.queued() == 0  # every one acked
     assert node.heard() == [n for n in range(1, 121) if n != 60]
+
+
+def test_the_broker_sends_three_batches_ahead(batched, rabbit_manager, rabbit_config):
+    """The queue's window is three batches, so the next one waits in the inbox while one
+    commits; a window of one batch had the broker wait for each batch's acks."""
+    batched.start_listener()
+
+    def windows():
+        queue = rabbit_manager.get_queue(rabbit_config["vhost"], QUEUE)
+        return [consumer["prefetch_count"] for consumer in queue.get("consumer_details", [])]
+
+    assert wait_until(windows) == [150]
 
 
 def test_a_replay_is_applied_in_batches(batched, monkeypatch):
