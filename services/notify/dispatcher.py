@@ -188,7 +188,7 @@ class Dispatcher(DependencyProvider):
     def _send_batch(self, batch, now):
         """Send a claimed batch and record every outcome in one transaction."""
         try:
-            outcomes = list(self._pool.imap(lambda row: self._send(row, now), batch))
+            outcomes = self._send_all(batch, now)
             outbox.record(self._store.db, outcomes, self.clock.now())
         except Exception as exc:  # the lease brings them back
             log.error("dispatcher: recording a batch failed (%s)", type(exc).__name__)
@@ -199,6 +199,22 @@ class Dispatcher(DependencyProvider):
         for outcome in outcomes:
             counts[outcome[1]] = counts.get(outcome[1], 0) + 1
         log.info("dispatcher: %d sent or tried: %s", len(batch), counts)
+
+    def _send_all(self, batch, now):
+        """Each claimed row's outcome, in order. Up to ``NOTIFY_CONCURRENCY`` senders from the
+        pool the batches in flight share each take the next row not yet taken, until none
+        is left: a green thread per sender, not one per message."""
+        outcomes = [None] * len(batch)
+        rows = iter(enumerate(batch))
+
+        def sender():
+            for index, row in rows:
+                outcomes[index] = self._send(row, now)
+
+        senders = [self._pool.spawn(sender) for _ in range(min(len(batch), self._pool.size))]
+        for thread in senders:
+            thread.wait()
+        return outcomes
 
     def housekeeping(self, now):
         self._housekept = time.monotonic()
