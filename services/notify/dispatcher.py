@@ -12,14 +12,21 @@ also notices service requests past their target (on the city node: proposals
 awaiting the kecamatan's or the city's decision, :mod:`services.notify.awaiting`)
 and purges content and addresses older than the retention period.
 
+The thread looks for work at once when a transaction that created
+notifications commits: the outbox's trigger sends a PostgreSQL NOTIFY, which
+a second managed thread listens for on a connection of its own. It reaches
+every notify process on the database, and only after the commit, so the new
+rows are there to claim. Without it (the listening connection lost, while it
+reconnects) the thread still looks every ``NOTIFY_POLL_SECONDS``.
+
 Workers (the service's event handlers) get a :class:`Dispatch` with the
-settings, the clock and :meth:`Dispatch.wake`, which has the thread look for
-work at once instead of at its next poll.
+settings and the clock.
 
 Logs carry notification ids, channels, providers, states and counts, never an
 address or a message.
 """
 
+import contextlib
 import hmac
 import logging
 import time
@@ -29,11 +36,13 @@ import eventlet
 import eventlet.queue
 import eventlet.semaphore
 from nameko.extensions import DependencyProvider
+from psycopg import sql
 
 from services.notify import awaiting, notifier, outbox, providers
 from services.notify import settings as settingsmod
 from services.notify.domain import backoff, sms_allowed
 from shared import config as configmod
+from shared.db import connect
 from shared.subscriber import TRANSIENT
 
 log = logging.getLogger(__name__)
@@ -52,7 +61,6 @@ class Dispatch:
         self.clock = provider.clock
         self.kelurahan = provider.kelurahan
         self.city = provider.city
-        self.wake = provider.wake
         self.callback_allowed = provider.callback_allowed
 
     @property
@@ -84,7 +92,7 @@ class Dispatcher(DependencyProvider):
         self.claim_limit = self.settings.concurrency * 8  # notifications claimed at once
         self._wakeups = eventlet.queue.LightQueue()
         self._stopping = False
-        self._thread = None
+        self._thread = self._listener = None
         self._housekept = 0.0
 
     def start(self):
@@ -92,10 +100,15 @@ class Dispatcher(DependencyProvider):
         self._pool = eventlet.GreenPool(self.settings.concurrency)
         self._in_flight = eventlet.semaphore.Semaphore(BATCHES_IN_FLIGHT)
         self._thread = self.container.spawn_managed_thread(self._run, identifier="dispatcher")
+        self._listener = self.container.spawn_managed_thread(
+            self._listen, identifier="dispatcher.listen"
+        )
 
     def stop(self):
         self._stopping = True
         self.wake()
+        if self._listener is not None:
+            self._listener.kill()
         if self._thread is not None:
             try:
                 with eventlet.Timeout(STOP_GRACE):
@@ -106,8 +119,9 @@ class Dispatcher(DependencyProvider):
 
     def kill(self):
         self._stopping = True
-        if self._thread is not None:
-            self._thread.kill()
+        for thread in (self._listener, self._thread):
+            if thread is not None:
+                thread.kill()
 
     def get_dependency(self, worker_ctx):
         return Dispatch(self)
@@ -131,7 +145,27 @@ class Dispatcher(DependencyProvider):
         if self._wakeups.qsize() == 0:
             self._wakeups.put(None)
 
-    # the thread
+    # the threads
+
+    def _listen(self):
+        """Wake the sending thread whenever notifications were created (the outbox
+        trigger's NOTIFY, heard once their transaction committed); after a lost
+        connection, listen again on a new one."""
+        while not self._stopping:
+            try:
+                with connect(self._store.db.url, autocommit=True) as conn:
+                    schema = conn.execute("SELECT current_schema() AS s").fetchone()["s"]
+                    channel = sql.Identifier(f"rembug_outbox:{schema}")
+                    conn.execute(sql.SQL("LISTEN {}").format(channel))
+                    self.wake()  # what was created while no one listened
+                    for _ in conn.notifies():
+                        self.wake()
+            except Exception as exc:
+                log.warning(
+                    "dispatcher: not hearing of new notifications (%s); polling until it does",
+                    type(exc).__name__,
+                )
+                eventlet.sleep(ERROR_PAUSE)
 
     def _run(self):
         while not self._stopping:
@@ -146,11 +180,8 @@ class Dispatcher(DependencyProvider):
                 eventlet.sleep(ERROR_PAUSE)
                 continue
             if done < self.claim_limit:  # nothing more is due yet: wait to be woken
-                try:
+                with contextlib.suppress(eventlet.queue.Empty):
                     self._wakeups.get(timeout=self.settings.poll_seconds)
-                    eventlet.sleep(0.005)  # let the waking transaction commit
-                except eventlet.queue.Empty:
-                    pass
 
     def run_once(self):
         """One round: housekeeping when due, then claim one batch and hand it to a sender.
@@ -231,7 +262,6 @@ class Dispatcher(DependencyProvider):
             )
             if digests:
                 log.info("dispatcher: %d notifications of proposals awaiting a decision", digests)
-                self.wake()
         purged = outbox.purge(db, now - timedelta(days=self.settings.retention_days), now)
         if purged:
             log.info("dispatcher: purged content and address of %d notifications", purged)

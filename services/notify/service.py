@@ -72,9 +72,9 @@ class NotifyService(EventSourcedService):
         if dispatch.city:  # the city's own decisions: what awaits bappeda
             awaiting.fold(conn, events)
             return
-        now = dispatch.clock.now()
-        if notifier.on_events(conn, events, dispatch.kelurahan, dispatch.channels, now):
-            dispatch.wake()
+        notifier.on_events(
+            conn, events, dispatch.kelurahan, dispatch.channels, dispatch.clock.now()
+        )
 
     # -- the contact registry ----------------------------------------------------------
 

@@ -43,6 +43,41 @@ def states(node):
     return [r["state"] for r in node.notifications()]
 
 
+def copy_of_first_notification(node, cause):
+    """Create a notification as another notify process would: a new row, in another
+    connection's transaction (a copy of the first, due now)."""
+    node.query(
+        "INSERT INTO notifications (id, cause, user_id, event_type, template, template_version,"
+        " channel, state, created_at, next_attempt_at, sms_segments, address, content, history)"
+        " SELECT gen_random_uuid(), %s, user_id, event_type, template, template_version,"
+        " channel, 'created', created_at, created_at, sms_segments, address, content, '[]'"
+        " FROM notifications ORDER BY created_at LIMIT 1 RETURNING id",
+        [cause],
+    )
+
+
+def test_a_notification_is_sent_when_its_transaction_commits_in_any_process(node):
+    """The outbox's trigger NOTIFYs every dispatcher on commit; with a poll of a minute, only
+    that wakes them. It still does after the listening connection was cut."""
+    node.monkeypatch.setenv("NOTIFY_POLL_SECONDS", "60")
+    budget = lurah_by_sms(node)
+    time.sleep(0.5)  # the dispatcher's first looks are over: now it waits to be woken
+    expense(budget, 1)
+    wait_until(lambda: len(node.sms.receipts()) == 1, timeout=5, what="the SMS of the event")
+
+    copy_of_first_notification(node, "another-process#1")
+    wait_until(lambda: len(node.sms.receipts()) == 2, timeout=5, what="the one made elsewhere")
+
+    (schema,) = node.query("SELECT current_schema() AS s")
+    node.query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = %s",
+        [f'LISTEN "rembug_outbox:{schema["s"]}"'],
+    )
+    time.sleep(1.5)  # listening again, on a new connection
+    copy_of_first_notification(node, "another-process#2")
+    wait_until(lambda: len(node.sms.receipts()) == 3, timeout=5, what="the SMS after reconnecting")
+
+
 def test_a_provider_outage_fails_over_to_the_backup_then_recovers(node):
     budget = lurah_by_sms(node)
     expense(budget, 1)
