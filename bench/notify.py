@@ -11,9 +11,9 @@ has accepted all N: notifications/s from the append to the last receipt (relay,
 subscription, exactly-once tracking, recipients, rendering, the outbox,
 claiming, sending, recording).
 
-notify runs with ``max_workers`` 100 (``MAX_WORKERS=100``, the setting proposed
-for notify on a node): nameko's prefetch follows it, and so does the size of
-the batches a subscription applies per transaction.
+notify runs with ``max_workers`` 20, a node's default (``MAX_WORKERS``); its
+subscriptions apply up to 100 waiting events per transaction, with a broker
+window of three such batches whatever the workers.
 
 While a notify round runs, the script looks every 20 ms at the provider's count
 (``GET /_stats``, for the end of the round) and at the subscription's position
@@ -161,7 +161,7 @@ def notify(quick):
                     ),
                 }
             )
-            config = {"AMQP_URI": amqp_uri, "max_workers": 100}
+            config = {"AMQP_URI": amqp_uri, "max_workers": 20}
             os.environ["DATABASE_URL"] = _url(source_url)
             source_runner = ServiceRunner(config)
             source_runner.add_service(Budget)

@@ -56,8 +56,6 @@ SERVICES = {
     "notify": {
         "class": "services.notify.service:NotifyService",
         "migrations": ROOT / "services" / "notify" / "migrations",
-        # nameko's prefetch, and so notify's subscription batches, follow its workers
-        "environment": {"MAX_WORKERS": "100"},
     },
 }
 # Development stand-ins for the SMS/WhatsApp gateways and the mail server, one set per
@@ -236,7 +234,6 @@ def service_environment(code, service, state, city_uri=None):
         "AUTH_SECRET": auth_secret(state),
         "PII_MASTER_KEY": pii_master_key(state),
         "WEB_SERVER_ADDRESS": f"127.0.0.1:{http_port(code, service)}",
-        **SERVICES[service].get("environment", {}),
         **(notify_environment(code, state) if service == "notify" else {}),
         "PYTHONPATH": str(ROOT),
         # eventlet's notice, in every log (it warns from the module that imports it)
