@@ -129,9 +129,32 @@ def store_append(quick):
         save(200)
         rembug, baseline = alternate(5, append, save)
         app.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE one_row (id uuid PRIMARY KEY, stream text, data jsonb)")
+
+            def insert(n=chunk):
+                for i in range(n):
+                    conn.execute(
+                        "INSERT INTO one_row (id, stream, data) VALUES (%s, %s, %s)",
+                        [uuid.uuid4(), f"proposal-{i}", Jsonb(payload(i))],
+                        prepare=True,
+                    )
+                return n
+
+            insert(200)
+            rembug_again, floor = alternate(5, append, insert)
         db.close()
     log(f"store_append: 5 x {chunk} rembug appends, 5 x {es_chunk} eventsourcing saves")
     compare("store_append", rembug, "events/s", baseline, "eventsourcing_append", target=3.0)
+    log(f"store_append: then 5 x {chunk} appends, 5 x {chunk} one-row inserts")
+    report(
+        "store_append_vs_one_insert",
+        rembug_again,
+        "events/s",
+        baseline=round(floor, 1),
+        baseline_name="psycopg_one_row_insert_autocommit",
+        ratio=round(rembug_again / floor, 2),
+    )
 
 
 # -- 3. catch-up reads --------------------------------------------------------------------------
