@@ -1,14 +1,43 @@
-"""The RPC entrypoint every service uses: nameko's, with errors made safe.
+"""The RPC entrypoint every service uses: nameko's, with errors made safe and replies made once.
 
 A typed error (:mod:`shared.errors`) reaches the caller as it is. Any other
 exception is logged with its call id and replaced by ``InternalError`` with that
 reference: a caller never sees a stack trace, a SQL statement or the data in it.
+
+A reply is nameko's own message (to the RPC exchange, routed to the request's
+``reply_to``, with its correlation id, in the serializer of the request,
+persistent, confirmed by the broker and retried on a lost connection, before
+the request is acknowledged), published through a connection key and exchange
+made once per entrypoint, with its body encoded once; the broker lists the
+connections as ``rembug-rpc-replies <service>``. nameko's ``Responder``
+builds them again for every reply and encodes the result twice, the first time
+only to check that it can; a result that cannot be encoded still reaches the
+caller as nameko's ``UnserializableValueError``.
 """
 
 import logging
+import sys
 
-from nameko.exceptions import IncorrectSignature, MalformedRequest, MethodNotFound
+from kombu import Connection
+from kombu.pools import producers
+from kombu.serialization import dumps, registry
+from nameko.constants import (
+    AMQP_SSL_CONFIG_KEY,
+    AMQP_URI_CONFIG_KEY,
+    DEFAULT_RETRY_POLICY,
+    DEFAULT_TRANSPORT_OPTIONS,
+    LOGIN_METHOD_CONFIG_KEY,
+    PERSISTENT,
+)
+from nameko.exceptions import (
+    IncorrectSignature,
+    MalformedRequest,
+    MethodNotFound,
+    UnserializableValueError,
+    serialize,
+)
 from nameko.rpc import Rpc as NamekoRpc
+from nameko.rpc import get_rpc_exchange
 
 from shared.errors import RembugError
 
@@ -27,6 +56,22 @@ class Rpc(NamekoRpc):
         kwargs.setdefault("expected_exceptions", RembugError)
         super().__init__(**kwargs)
 
+    def setup(self):
+        super().setup()
+        config = self.container.config
+        self._exchange = get_rpc_exchange(config)
+        name = f"rembug-rpc-replies {self.container.service_name}"
+        self._connection = Connection(
+            config[AMQP_URI_CONFIG_KEY],
+            transport_options={
+                **DEFAULT_TRANSPORT_OPTIONS,
+                "confirm_publish": True,
+                "client_properties": {"connection_name": name},
+            },
+            ssl=config.get(AMQP_SSL_CONFIG_KEY),
+            login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
+        )
+
     def handle_result(self, message, worker_ctx, result, exc_info):
         if exc_info is not None and not isinstance(exc_info[1], PASSED_THROUGH):
             log.error(
@@ -37,7 +82,33 @@ class Rpc(NamekoRpc):
             )
             error = InternalError(f"internal error; reference {worker_ctx.call_id}")
             exc_info = (InternalError, error, None)
-        return super().handle_result(message, worker_ctx, result, exc_info)
+        result, exc_info = self._reply(message, result, exc_info)
+        self.rpc_consumer.queue_consumer.ack_message(message)
+        return result, exc_info
+
+    def _reply(self, message, result, exc_info):
+        """Publish the reply to ``message``; returns ``(result, exc_info)`` as sent."""
+        serializer = registry.type_to_name[message.properties["content_type"]]
+        error = None if exc_info is None else serialize(exc_info[1])
+        try:
+            content_type, encoding, body = dumps({"result": result, "error": error}, serializer)
+        except Exception:
+            exc_info = sys.exc_info()
+            result, error = None, serialize(UnserializableValueError(result))
+            content_type, encoding, body = dumps({"result": None, "error": error}, serializer)
+        with producers[self._connection].acquire(block=True) as producer:
+            producer.publish(
+                body,
+                content_type=content_type,
+                content_encoding=encoding,
+                exchange=self._exchange,
+                routing_key=message.properties["reply_to"],
+                correlation_id=message.properties.get("correlation_id"),
+                delivery_mode=PERSISTENT,
+                retry=True,
+                retry_policy=DEFAULT_RETRY_POLICY,
+            )
+        return result, exc_info
 
 
 rpc = Rpc.decorator

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import eventlet
 import pytest
@@ -20,6 +21,7 @@ from shared.repository import EventStoreProvider
 from shared.rpc import rpc
 from shared.service import EventSourcedService
 from tests.conftest import AUTH_SECRET
+from tests.platform.test_relay import management
 
 ROOT = Path(__file__).resolve().parents[2]
 LURAH = Actor("u-lurah", "lurah", "32.75.05.1002")
@@ -45,6 +47,10 @@ class Probe(EventSourcedService):
         raise Conflict("proposal is rejected; only a submitted proposal can be verified")
 
     @rpc
+    def unencodable(self):
+        return {"when": object()}
+
+    @rpc
     def crash(self):
         raise RuntimeError("SELECT * FROM residents WHERE nik = '3275054101900001'")
 
@@ -53,6 +59,22 @@ class Probe(EventSourcedService):
 def probe(start_service, rabbit_config):
     start_service(Probe)
     return rabbit_config
+
+
+def wait_for_reply_connections(vhost, other_than=()):
+    """The names of the probe's reply connections, once the broker lists one not in
+    ``other_than`` (the management API lists a connection at its next statistics tick)."""
+    deadline = time.monotonic() + 8
+    while True:
+        names = [
+            c["name"]
+            for c in management(f"vhosts/{quote(vhost, safe='')}/connections")
+            if c.get("client_properties", {}).get("connection_name") == "rembug-rpc-replies probe"
+        ]
+        if set(names) - set(other_than):
+            return names
+        assert time.monotonic() < deadline, "no new connection for the replies"
+        time.sleep(0.2)
 
 
 def proxy(rabbit_config, actor=None):
@@ -87,6 +109,24 @@ def test_typed_errors_reach_the_caller_and_others_are_hidden(probe):
     assert crashed.value.exc_type == "InternalError"
     assert "3275054101900001" not in str(crashed.value)
     assert "reference" in crashed.value.value
+
+
+def test_a_result_that_cannot_be_encoded_reaches_the_caller_as_an_error(probe):
+    with proxy(probe) as p:
+        with pytest.raises(RemoteError) as unencodable:
+            p.unencodable()
+        assert unencodable.value.exc_type == "UnserializableValueError"
+        assert p.status()["database"] == "ok"  # the service answers on
+
+
+def test_replies_go_out_again_after_the_broker_closed_their_connection(probe):
+    with proxy(probe) as p:
+        assert p.status()["database"] == "ok"
+        names = wait_for_reply_connections(probe["vhost"])
+        for name in names:
+            management(f"connections/{quote(name, safe='')}", method="DELETE")
+        assert [p.status()["database"] for _ in range(3)] == ["ok"] * 3
+    assert not set(wait_for_reply_connections(probe["vhost"], other_than=names)) & set(names)
 
 
 def test_calls_need_a_valid_token(probe):
