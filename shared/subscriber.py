@@ -59,10 +59,10 @@ Design: the transaction wraps the worker. Each subscription runs one managed
 thread, the *pump*. Live messages reach it through :class:`InboxQueueConsumer`,
 nameko's QueueConsumer (reconnection, prefetch) shared by the service's
 subscriptions, which only puts them in the pump's inbox, with a window of three
-batches. For each event the pump opens the tracking
-transaction and, inside it, calls ``container.spawn_worker`` with
-``(event, conn)`` as arguments; it waits for the worker's result (delivered by
-``handle_result``) before committing or rolling back. The worker therefore
+batches. For each event the pump opens the tracking transaction and, inside
+it, calls ``container.spawn_worker`` with ``(event, conn)`` as arguments; it
+waits for the worker's result (delivered by ``handle_result``) before
+committing or rolling back. The worker therefore
 runs through nameko's full worker lifecycle (dependencies injected, worker
 setup/result/teardown, logging) while the only thread touching ``conn`` during
 the handler is the worker, because the pump is blocked waiting for it. Two
