@@ -151,20 +151,26 @@ class Dispatcher(DependencyProvider):
         """Wake the sending thread whenever notifications were created (the outbox
         trigger's NOTIFY, heard once their transaction committed); after a lost
         connection, listen again on a new one."""
+        failing = False
         while not self._stopping:
             try:
                 with connect(self._store.db.url, autocommit=True) as conn:
                     schema = conn.execute("SELECT current_schema() AS s").fetchone()["s"]
                     channel = sql.Identifier(f"rembug_outbox:{schema}")
                     conn.execute(sql.SQL("LISTEN {}").format(channel))
+                    if failing:
+                        log.info("dispatcher: hearing of new notifications again")
+                        failing = False
                     self.wake()  # what was created while no one listened
                     for _ in conn.notifies():
                         self.wake()
             except Exception as exc:
-                log.warning(
-                    "dispatcher: not hearing of new notifications (%s); polling until it does",
-                    type(exc).__name__,
-                )
+                if not failing:
+                    log.warning(
+                        "dispatcher: not hearing of new notifications (%s); polling until it does",
+                        type(exc).__name__,
+                    )
+                    failing = True
                 eventlet.sleep(ERROR_PAUSE)
 
     def _run(self):

@@ -56,7 +56,7 @@ def copy_of_first_notification(node, cause):
     )
 
 
-def test_a_notification_is_sent_when_its_transaction_commits_in_any_process(node):
+def test_a_notification_is_sent_when_its_transaction_commits_in_any_process(node, caplog):
     """The outbox's trigger NOTIFYs every dispatcher on commit; with a poll of a minute, only
     that wakes them. It still does after the listening connection was cut."""
     node.monkeypatch.setenv("NOTIFY_POLL_SECONDS", "60")
@@ -76,6 +76,10 @@ def test_a_notification_is_sent_when_its_transaction_commits_in_any_process(node
     time.sleep(1.5)  # listening again, on a new connection
     copy_of_first_notification(node, "another-process#2")
     wait_until(lambda: len(node.sms.receipts()) == 3, timeout=5, what="the SMS after reconnecting")
+    told = [
+        r.getMessage() for r in caplog.records if "hearing of new notifications" in r.getMessage()
+    ]
+    assert len(told) == 2 and "not hearing" in told[0] and "again" in told[1]
 
 
 def test_a_provider_outage_fails_over_to_the_backup_then_recovers(node):
