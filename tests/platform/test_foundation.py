@@ -126,7 +126,7 @@ def test_replies_go_out_again_after_the_broker_closed_their_connection(probe):
         for name in names:
             management(f"connections/{quote(name, safe='')}", method="DELETE")
         assert [p.status()["database"] for _ in range(3)] == ["ok"] * 3
-    assert not set(wait_for_reply_connections(probe["vhost"], other_than=names)) & set(names)
+    wait_for_reply_connections(probe["vhost"], other_than=names)  # a new one carried them
 
 
 def test_calls_need_a_valid_token(probe):
