@@ -10,7 +10,7 @@
 | ``NOTIFY_LEASE_SECONDS`` | a ``sending`` notification whose process died is retried after | 60 |
 | ``NOTIFY_COOLDOWN_SECONDS`` | a failing provider is skipped this long, then tried again | 30 |
 | ``NOTIFY_CONCURRENCY`` | messages in flight at once per process | 16 |
-| ``NOTIFY_POLL_SECONDS`` | how often an idle dispatcher looks for due messages | 0.2 |
+| ``NOTIFY_POLL_SECONDS`` | how often an idle dispatcher looks for due messages (new ones wake it at once) | 0.2 |
 | ``NOTIFY_DIGEST_SECONDS`` | city node: how long a group of forwarded or accepted proposals must be quiet before the camat or bappeda hears of it | 300 |
 
 A provider is an object with ``name``, ``channel`` (``sms``, ``whatsapp``,
