@@ -15,7 +15,9 @@ before gets the same id and is counted as a repeat, not a second receipt (as
 gateways with idempotency keys do).
 
 Delivery reports: with ``--report-to URL`` (notify's
-``/notify/providers/<name>/reports``) and ``--report-token T`` it reports
+``/notify/providers/<name>/reports``) and the provider's callback token (env
+``FAKE_PROVIDER_REPORT_TOKEN``, which ``ps`` does not show, or ``--report-token
+T``) it reports
 every accepted message ``delivered`` as a gateway does, naming the message by
 its own id only (``{"message_id": "fp-7", "status": "delivered"}``), in a
 thread of its own, retried with backoff while notify answers 404 (the report
@@ -28,6 +30,7 @@ Control (JSON): ``POST /_mode {"mode": "ok"|"fail"|"reject", "delay": seconds}``
 
 import argparse
 import json
+import os
 import queue
 import threading
 import time
@@ -37,6 +40,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 REPORT_ATTEMPTS = 8
+TOKEN_VARIABLE = "FAKE_PROVIDER_REPORT_TOKEN"
 REPORT_FIRST_DELAY = 0.2  # seconds, doubled per attempt
 
 
@@ -201,7 +205,11 @@ def main(argv=None):
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--log", required=True)
     parser.add_argument("--report-to", help="notify's delivery-report URL for this provider")
-    parser.add_argument("--report-token", default="", help="the provider's callback token")
+    parser.add_argument(
+        "--report-token",
+        default=os.environ.get(TOKEN_VARIABLE, ""),
+        help=f"the provider's callback token (default: env {TOKEN_VARIABLE}, which ps does not show)",
+    )
     args = parser.parse_args(argv)
     reports = Reporter(args.report_to, args.report_token) if args.report_to else None
     Handler.state = State(args.log, reports)

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import psycopg
 
+from deploy.local.fake_provider import TOKEN_VARIABLE
 from shared import replication, wilayah
 from shared.config import CITY_CODE
 from shared.db import MIGRATIONS, Database, migrate
@@ -274,7 +275,7 @@ def fake_commands(code, state, environments):
             *(sys.executable, "-m", "deploy.local.fake_provider"),
             *("--port", str(fake_port(code, channel))),
             *("--log", str(state / f"fake-{channel}.jsonl")),
-            *(f"--report-to={reports}", f"--report-token={fake_callback_token(state)}"),
+            f"--report-to={reports}",  # the token goes in the environment (start): not in ps
         ]
     commands["fake-email"] = [
         *(sys.executable, "-m", "deploy.local.smtp_sink"),
@@ -295,7 +296,7 @@ def start(state, environments, label, linked=False):
             children[f"{label}/{name}"] = subprocess.Popen(
                 command,
                 cwd=ROOT,
-                env=environments["notify"],
+                env={**environments["notify"], TOKEN_VARIABLE: fake_callback_token(state)},
                 stdout=log,
                 stderr=log,
                 preexec_fn=die_with_parent,

@@ -205,3 +205,9 @@ def test_notify_delivers_to_the_nodes_fake_whatsapp_gateway(local_node):
         "whatsapp-dev",
         "delivered",
     )
+    token = node.fake_callback_token(node.node_paths(CODE))  # the report carried it
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            assert token not in cmdline.read_text(), "the token is on a command line (ps)"
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # a process that ended meanwhile
