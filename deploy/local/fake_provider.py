@@ -17,11 +17,11 @@ gateways with idempotency keys do).
 Delivery reports: with ``--report-to URL`` (notify's
 ``/notify/providers/<name>/reports``) and the provider's callback token (env
 ``FAKE_PROVIDER_REPORT_TOKEN``, which ``ps`` does not show, or ``--report-token
-T``) it reports
-every accepted message ``delivered`` as a gateway does, naming the message by
-its own id only (``{"message_id": "fp-7", "status": "delivered"}``), in a
-thread of its own, retried with backoff while notify answers 404 (the report
-may arrive before notify has recorded the id the gateway returned) or is down.
+T``) it reports every accepted message ``delivered`` as a gateway does, naming
+the message by its own id only (``{"message_id": "fp-7", "status":
+"delivered"}``), in a thread of its own, retried with backoff while notify
+answers 404 (the report may arrive before notify has recorded the id the
+gateway returned) or is down.
 
 Control (JSON): ``POST /_mode {"mode": "ok"|"fail"|"reject", "delay": seconds}``;
 ``GET /_stats`` gives ``{"received", "repeats", "requests", "reported"}``;
