@@ -23,8 +23,8 @@ def cause_of(event):
 
 def on_events(conn, events, kelurahan, channels, now):
     """Fold ``events`` (in order) into memory and create their notifications in one
-    statement; returns how many were to be created (a cause already notified adds
-    nothing). Recipients are looked up once per set of audiences."""
+    statement (a cause already notified adds nothing). Recipients are looked up once
+    per set of audiences."""
     found, rows = {}, []
     for event in events:
         memory.remember(conn, event)
@@ -35,7 +35,6 @@ def on_events(conn, events, kelurahan, channels, now):
                 cause_of(event), event.type, notice, found[notice.audiences], channels, now
             )
     outbox.create(conn, rows, count=False)
-    return len(rows)
 
 
 def send_notice(conn, cause, event_type, notice, kelurahan, channels, now):
