@@ -6,20 +6,23 @@ reference: a caller never sees a stack trace, a SQL statement or the data in it.
 
 A reply is nameko's own message (to the RPC exchange, routed to the request's
 ``reply_to``, with its correlation id, in the serializer of the request,
-persistent, confirmed by the broker and retried on a lost connection, before
-the request is acknowledged), published through a connection key and exchange
-made once per entrypoint, with its body encoded once; the broker lists the
-connections as ``rembug-rpc-replies <service>``. nameko's ``Responder``
-builds them again for every reply and encodes the result twice, the first time
-only to check that it can; a result that cannot be encoded still reaches the
-caller as nameko's ``UnserializableValueError``.
+persistent, confirmed by the broker, and published again on a fresh connection
+after a lost one, before the request is acknowledged), with its body encoded
+once. Each reply borrows a broker connection of its own from the entrypoint's
+idle ones and publishes on its channel directly: nameko's ``Responder`` builds a
+connection, an exchange and a producer for every reply and encodes the result
+twice, the first time only to check that it can, and kombu's producer pool and
+``ensure`` cost about as much again as the publish. The broker lists the
+connections as ``rembug-rpc-replies <service>``. A result that cannot be encoded
+still reaches the caller as nameko's ``UnserializableValueError``.
 """
 
 import logging
+import queue
 import sys
+import time
 
 from kombu import Connection
-from kombu.pools import producers
 from kombu.serialization import dumps, registry
 from nameko.constants import (
     AMQP_SSL_CONFIG_KEY,
@@ -44,6 +47,7 @@ from shared.errors import RembugError
 log = logging.getLogger(__name__)
 
 PASSED_THROUGH = (RembugError, IncorrectSignature, MalformedRequest, MethodNotFound)
+RETRY_INTERVAL = 1.0  # seconds between attempts to publish a reply after a lost connection
 
 
 class InternalError(Exception):
@@ -71,6 +75,26 @@ class Rpc(NamekoRpc):
             ssl=config.get(AMQP_SSL_CONFIG_KEY),
             login_method=config.get(LOGIN_METHOD_CONFIG_KEY),
         )
+        self._idle = queue.LifoQueue()  # reply connections no reply is using
+        self._stopping = False
+
+    def stop(self):
+        super().stop()
+        self._close_idle()
+
+    def kill(self):
+        super().kill()
+        self._close_idle()
+
+    def _close_idle(self):
+        """Close the idle reply connections; a reply still being sent (workers outlive the
+        entrypoint's stop) closes its own when done."""
+        self._stopping = True
+        while True:
+            try:
+                self._idle.get_nowait().release()
+            except queue.Empty:
+                return
 
     def handle_result(self, message, worker_ctx, result, exc_info):
         if exc_info is not None and not isinstance(exc_info[1], PASSED_THROUGH):
@@ -96,19 +120,41 @@ class Rpc(NamekoRpc):
             exc_info = sys.exc_info()
             result, error = None, serialize(UnserializableValueError(result))
             content_type, encoding, body = dumps({"result": None, "error": error}, serializer)
-        with producers[self._connection].acquire(block=True) as producer:
-            producer.publish(
-                body,
-                content_type=content_type,
-                content_encoding=encoding,
-                exchange=self._exchange,
-                routing_key=message.properties["reply_to"],
-                correlation_id=message.properties.get("correlation_id"),
-                delivery_mode=PERSISTENT,
-                retry=True,
-                retry_policy=DEFAULT_RETRY_POLICY,
-            )
+        properties = {
+            "correlation_id": message.properties.get("correlation_id"),
+            "delivery_mode": PERSISTENT,
+        }
+        self._publish(body, content_type, encoding, properties, message.properties["reply_to"])
         return result, exc_info
+
+    def _publish(self, body, content_type, encoding, properties, routing_key):
+        """Publish one reply and wait for the broker's confirm, on an idle connection or a
+        new one; after a lost connection, on a new one, up to ``max_retries`` more times."""
+        for attempt in range(DEFAULT_RETRY_POLICY["max_retries"] + 1):
+            try:
+                connection = self._idle.get_nowait()
+            except queue.Empty:
+                connection = self._connection.clone()
+            try:
+                channel = connection.default_channel  # in confirm mode: publishing waits
+                reply = channel.prepare_message(
+                    body, None, content_type, encoding, None, properties
+                )
+                channel.basic_publish(reply, exchange=self._exchange.name, routing_key=routing_key)
+            except connection.recoverable_connection_errors:
+                connection.collect()
+                if attempt == DEFAULT_RETRY_POLICY["max_retries"]:
+                    raise
+                time.sleep(RETRY_INTERVAL)
+            except Exception:
+                connection.collect()
+                raise
+            else:
+                if self._stopping:
+                    connection.release()
+                else:
+                    self._idle.put(connection)
+                return
 
 
 rpc = Rpc.decorator

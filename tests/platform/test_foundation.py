@@ -79,7 +79,9 @@ def wait_for_reply_connections(vhost, other_than=()):
 
 def proxy(rabbit_config, actor=None):
     context = {"authorization": auth.issue_token(AUTH_SECRET, actor)} if actor else {}
-    return ServiceRpcProxy("probe", {"AMQP_URI": rabbit_config["AMQP_URI"]}, context_data=context)
+    return ServiceRpcProxy(
+        "probe", {"AMQP_URI": rabbit_config["AMQP_URI"]}, context_data=context, timeout=30
+    )
 
 
 def test_ten_concurrent_slow_queries_overlap_inside_one_service(probe):
@@ -127,6 +129,31 @@ def test_replies_go_out_again_after_the_broker_closed_their_connection(probe):
             management(f"connections/{quote(name, safe='')}", method="DELETE")
         assert [p.status()["database"] for _ in range(3)] == ["ok"] * 3
     wait_for_reply_connections(probe["vhost"], other_than=names)  # a new one carried them
+
+
+def test_a_stopped_service_leaves_no_reply_connection_open(start_service, rabbit_config):
+    container = start_service(Probe)
+    proxies = [proxy(rabbit_config) for _ in range(3)]
+    callers = [p.start() for p in proxies]
+    try:
+        pool = eventlet.GreenPool(3)
+        assert list(pool.imap(lambda caller: caller.sleep(0.2), callers)) == [0.2] * 3
+        wait_for_reply_connections(rabbit_config["vhost"])  # idle ones, to be closed
+        replies = [pool.spawn(caller.sleep, 1) for caller in callers]
+        eventlet.sleep(0.5)  # the calls are running: their replies go out after the stop began
+        container.stop()
+        assert [reply.wait() for reply in replies] == [1, 1, 1]
+    finally:
+        for p in proxies:
+            p.stop()
+    vhost = quote(rabbit_config["vhost"], safe="")
+    deadline = time.monotonic() + 10
+    while any(
+        c.get("client_properties", {}).get("connection_name") == "rembug-rpc-replies probe"
+        for c in management(f"vhosts/{vhost}/connections")
+    ):
+        assert time.monotonic() < deadline, "a reply connection outlived its service"
+        time.sleep(0.2)
 
 
 def test_calls_need_a_valid_token(probe):
