@@ -132,19 +132,24 @@ def noop_rpc_rate(amqp_uri, callers=CALLERS, seconds=SECONDS):
 
 
 def alternating_rates(service_cls, method, make_args, amqp_uri, rounds, seconds, context_data):
-    """``(calls/s of service_cls.method, calls/s of the no-op)``, measured in ``rounds``
-    alternating rounds of ``seconds`` each, so both see the same load."""
+    """``(calls/s of service_cls.method, calls/s of the no-op)``, each the mean of
+    ``rounds`` rounds of ``seconds`` taken in turns (ABBA order), so both see the same
+    load and neither always goes first."""
     config = {"AMQP_URI": amqp_uri}
-    subject, noop = 0.0, 0.0
-    for _ in range(rounds):
-        noop += noop_rpc_rate(amqp_uri, seconds=seconds) / rounds
-        subject += (
-            rpc_call_rate(
-                service_cls, method, make_args, config, seconds=seconds, context_data=context_data
-            )
-            / rounds
+
+    def subject():
+        return rpc_call_rate(
+            service_cls, method, make_args, config, seconds=seconds, context_data=context_data
         )
-    return subject, noop
+
+    def noop():
+        return noop_rpc_rate(amqp_uri, seconds=seconds)
+
+    rates = {subject: 0.0, noop: 0.0}
+    for round_ in range(rounds):
+        for measure in (noop, subject) if round_ % 2 == 0 else (subject, noop):
+            rates[measure] += measure() / rounds
+    return rates[subject], rates[noop]
 
 
 @benchmark("nameko_rpc_noop", eventlet=True)
