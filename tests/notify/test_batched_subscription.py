@@ -8,6 +8,8 @@ event and a connection lost mid-batch all end as with one event per transaction:
 each applied once, in order, the refused one parked.
 """
 
+import time
+
 import psycopg
 import pytest
 from nameko.testing.utils import get_extension
@@ -113,10 +115,17 @@ def test_queued_events_apply_in_batches_once_in_order_with_the_refused_one_parke
     assert wait_until(lambda: node.position() == 120, timeout=20)
     assert node.heard() == [n for n in range(1, 121) if n != 60]
     assert [(s, a) for s, _, a in node.parked()] == [(60, 3)]
-    assert wait_until(lambda: node.queued() == 0, timeout=20)  # the queued copies: duplicates
-    node.listener.stop()
+    # The broker sends three batches ahead, so a stop can leave copies delivered but not
+    # yet acked: they go back to the queue, and the listener takes them when it starts.
+    for _ in range(5):
+        node.listener.stop()
+        if node.queued() == 0:
+            break
+        node.start_listener()
+        time.sleep(1)
     assert node.queued() == 0  # every one acked
-    assert node.heard() == [n for n in range(1, 121) if n != 60]
+    assert node.heard() == [n for n in range(1, 121) if n != 60]  # none applied twice
+    assert [(s, a) for s, _, a in node.parked()] == [(60, 3)]
 
 
 def test_the_broker_sends_three_batches_ahead(batched, rabbit_manager, rabbit_config):
