@@ -61,16 +61,21 @@ def probe(start_service, rabbit_config):
     return rabbit_config
 
 
+def reply_connections(vhost):
+    """The names of the probe's reply connections the broker lists."""
+    return [
+        c["name"]
+        for c in management(f"vhosts/{quote(vhost, safe='')}/connections")
+        if c.get("client_properties", {}).get("connection_name") == "rembug-rpc-replies probe"
+    ]
+
+
 def wait_for_reply_connections(vhost, other_than=()):
     """The names of the probe's reply connections, once the broker lists one not in
     ``other_than`` (the management API lists a connection at its next statistics tick)."""
     deadline = time.monotonic() + 8
     while True:
-        names = [
-            c["name"]
-            for c in management(f"vhosts/{quote(vhost, safe='')}/connections")
-            if c.get("client_properties", {}).get("connection_name") == "rembug-rpc-replies probe"
-        ]
+        names = reply_connections(vhost)
         if set(names) - set(other_than):
             return names
         assert time.monotonic() < deadline, "no new connection for the replies"
@@ -146,12 +151,8 @@ def test_a_stopped_service_leaves_no_reply_connection_open(start_service, rabbit
     finally:
         for p in proxies:
             p.stop()
-    vhost = quote(rabbit_config["vhost"], safe="")
     deadline = time.monotonic() + 10
-    while any(
-        c.get("client_properties", {}).get("connection_name") == "rembug-rpc-replies probe"
-        for c in management(f"vhosts/{vhost}/connections")
-    ):
+    while reply_connections(rabbit_config["vhost"]):
         assert time.monotonic() < deadline, "a reply connection outlived its service"
         time.sleep(0.2)
 
