@@ -11,8 +11,8 @@ after a lost one, before the request is acknowledged), with its body encoded
 once. Each reply borrows a broker connection of its own from the entrypoint's
 idle ones and publishes on its channel directly: nameko's ``Responder`` builds a
 connection, an exchange and a producer for every reply and encodes the result
-twice, the first time only to check that it can, and kombu's producer pool and
-``ensure`` cost about as much again as the publish. The broker lists the
+twice, the first time only to check that it can; kombu's producer pool and
+``ensure`` add about a third to the publish's own CPU. The broker lists the
 connections as ``rembug-rpc-replies <service>``. A result that cannot be encoded
 still reaches the caller as nameko's ``UnserializableValueError``.
 """
