@@ -12,6 +12,7 @@ import eventlet
 eventlet.monkey_patch()  # before anything opens a socket
 
 import os  # noqa: E402
+import time  # noqa: E402
 import uuid  # noqa: E402
 
 import psycopg  # noqa: E402
@@ -66,8 +67,22 @@ def database_url(server_database_url):
         conn.execute(f"CREATE SCHEMA {schema}")
     sep = "&" if "?" in server_database_url else "?"
     yield f"{server_database_url}{sep}options=-csearch_path%3D{schema}"
-    with psycopg.connect(server_database_url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    drop_schema(server_database_url, schema)
+
+
+def drop_schema(server_database_url, schema, attempts=5):
+    """Drop a test's schema and all in it. The test's services may still be at work in it
+    (pytest drops it before nameko's ``container_factory`` kills them), and PostgreSQL
+    may end the drop as the loser of a deadlock with one of them: it is tried again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with psycopg.connect(server_database_url, autocommit=True) as conn:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            return
+        except psycopg.errors.DeadlockDetected:
+            if attempt == attempts:
+                raise
+            time.sleep(0.5)
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from shared.relay import Relay
 from shared.repository import EventStoreProvider
 from shared.service import EventSourcedService
 from shared.subscriber import Subscription
-from tests.conftest import AUTH_SECRET
+from tests.conftest import AUTH_SECRET, drop_schema
 
 ROOT = Path(__file__).resolve().parents[2]
 KELURAHAN = "32.75.05.1002"
@@ -363,9 +363,8 @@ class Node:
         for server in self.servers:
             server.stop()
         self.amqp.release()
-        with psycopg.connect(self.server_database_url, autocommit=True) as conn:
-            for schema in self.schemas:
-                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        for schema in self.schemas:
+            drop_schema(self.server_database_url, schema)
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ from shared.config import Config
 from shared.db import Database, migrate
 from shared.envelope import Event
 from shared.store import EventStore
+from tests.conftest import drop_schema
 
 A, B = "32.75.05.1002", "32.75.08.1003"  # Pengasinan, Jatimakmur
 SERVICE = "proposals"
@@ -65,9 +66,8 @@ def schema_url(server_database_url):
         return url
 
     yield make
-    with psycopg.connect(server_database_url, autocommit=True) as conn:
-        for schema in made:
-            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    for schema in made:
+        drop_schema(server_database_url, schema)
 
 
 class CityBroker:

@@ -22,6 +22,7 @@ from shared.envelope import Event
 from shared.repository import EventStoreProvider
 from shared.service import EventSourcedService
 from shared.subscriber import REASON_HEADER, Subscription, subscribe, topic_matches
+from tests.conftest import drop_schema
 
 QUEUE = "listener.on_event.from.talker"
 THING = "thing.happened"
@@ -71,8 +72,7 @@ def listener_database_url(server_database_url):
     with psycopg.connect(server_database_url, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     yield f"{server_database_url}?options=-csearch_path%3D{schema}"
-    with psycopg.connect(server_database_url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    drop_schema(server_database_url, schema)
 
 
 @pytest.fixture
