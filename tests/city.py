@@ -23,11 +23,8 @@ def city_node(service, service_env, database_url, migrations, more_kelurahan=())
     api("PUT", f"vhosts/{vhost}")
     api("PUT", f"permissions/{vhost}/guest", {"configure": ".*", "write": ".*", "read": ".*"})
     city_uri = service_env["AMQP_URI"].rsplit("/", 1)[0] + "/" + quote(vhost, safe="")
-    broker = CityBroker({"vhost": vhost, "AMQP_URI": city_uri})
     codes = [f.PENGASINAN, *(env["KELURAHAN_CODE"] for env in more_kelurahan)]
-    # As the definitions do in production: a kelurahan may not declare, and events
-    # relayed before the city's ingest declared its queue would be dropped.
-    replication.declare_topology(city_uri, codes, [service])
+    broker = CityBroker({"vhost": vhost, "AMQP_URI": city_uri}, codes, [service])
     city_db = Database(database_url)
     migrate(city_db, MIGRATIONS, migrations)
     city_env = {**service_env, "NODE_ROLE": "city", "KELURAHAN_CODE": configmod.CITY_CODE}

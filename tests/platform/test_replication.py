@@ -71,13 +71,15 @@ def schema_url(server_database_url):
 
 
 class CityBroker:
-    """This test's vhost as the city broker, with a broker user per kelurahan."""
+    """This test's vhost as the city broker, with a broker user per kelurahan, and the
+    queues of ``services`` for ``codes`` declared, as the definitions do in production
+    (a kelurahan may not declare them)."""
 
-    def __init__(self, rabbit_config):
+    def __init__(self, rabbit_config, codes=(A, B), services=(SERVICE,)):
         self.vhost = rabbit_config["vhost"]
         self.city_uri = rabbit_config["AMQP_URI"]
         self.passwords = {}
-        replication.declare_topology(self.city_uri, [A, B], [SERVICE])
+        replication.declare_topology(self.city_uri, list(codes), list(services))
 
     def add_kelurahan(self, code):
         user, password = replication.kelurahan_user(code), secrets.token_urlsafe(16)
