@@ -105,7 +105,8 @@ REPLAY_PAGE = 500
 RPC_TIMEOUT = 10  # seconds to wait for one replay page
 RETRY_DELAY = 0.05  # first backoff after a handler failure, doubled each time
 TRANSIENT_DELAY_MAX = 5.0
-CATCH_UP_RETRY = 2.0  # seconds between catch-up attempts while the source does not answer
+CATCH_UP_RETRY = 2.0  # seconds before catch-up is tried again while the source does not answer
+CATCH_UP_RETRY_MAX = 30.0  # the wait doubles after each failed attempt, up to this
 GAP_PAUSE = 1.0  # before requeueing a live event whose gap could not be filled
 STOP_GRACE = 10  # seconds stop() waits for the event in hand
 MAX_REASON = 1000
@@ -237,12 +238,17 @@ class Subscription(Entrypoint):
     # the pump: one event at a time
 
     def _run(self):
+        """Catch up, then follow the inbox. While the source does not answer, catch-up is
+        tried again after ``CATCH_UP_RETRY``, doubling up to ``CATCH_UP_RETRY_MAX``; a live
+        event after a gap tries at once (:meth:`_consume`)."""
+        failures = 0  # catch-up attempts failed in a row
         try:
             while not self._stopping:
                 if self._behind:
                     self._behind = not self._catch_up()
+                    failures = failures + 1 if self._behind else 0
                 try:
-                    item = self._inbox.get(timeout=CATCH_UP_RETRY if self._behind else None)
+                    item = self._inbox.get(timeout=_retry_after(failures) if self._behind else None)
                 except eventlet.queue.Empty:
                     continue
                 if item is _STOP:
@@ -534,6 +540,11 @@ def _words_match(pattern, words):
     if head == "#":
         return any(_words_match(rest, words[i:]) for i in range(len(words) + 1))
     return bool(words) and head in ("*", words[0]) and _words_match(rest, words[1:])
+
+
+def _retry_after(failures):
+    """Seconds before the next catch-up attempt after ``failures`` failed ones in a row."""
+    return min(CATCH_UP_RETRY * 2 ** max(failures - 1, 0), CATCH_UP_RETRY_MAX)
 
 
 def _skip(conn, event):

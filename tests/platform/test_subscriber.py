@@ -122,14 +122,18 @@ class Node:
         self.container_factory = container_factory
         self.monkeypatch = monkeypatch
         self.listener_url = listener_url
-        self.monkeypatch.setenv("DATABASE_URL", talker_url)
-        self.talker = container_factory(talker_cls, config)
-        self.talker.start()
+        self.talker_url, self.talker_cls = talker_url, talker_cls
+        self.start_talker()
         self.store = get_extension(self.talker, EventStoreProvider).store
         self.listener_cls = listener_cls
         self.exchange = get_event_exchange("talker", config)
         self.amqp = Connection(config["AMQP_URI"])
         self.exchange(self.amqp.default_channel).declare()
+
+    def start_talker(self):
+        self.monkeypatch.setenv("DATABASE_URL", self.talker_url)
+        self.talker = self.container_factory(self.talker_cls, self.config)
+        self.talker.start()
 
     def start_listener(self, wait=True):
         """Start the listener; with ``wait``, return once its first catch-up is done."""
@@ -279,6 +283,28 @@ def test_a_listener_that_was_down_resumes_from_its_position(node):
     assert node.heard() == [1, 2, 3]
     node.listener.stop()
     assert node.queued() == 0  # the queued copies were acked as duplicates
+
+
+def test_catch_up_backs_off_while_the_source_does_not_answer(node, monkeypatch, caplog):
+    """Tried again after 2 s, then 4, 8 and so on up to 30 (here a fortieth of that),
+    instead of every 2 s for as long as the source is down; and once it answers, the
+    next attempt catches up without waiting for a live event."""
+    monkeypatch.setattr(subscriber, "CATCH_UP_RETRY", 0.05)
+    monkeypatch.setattr(subscriber, "CATCH_UP_RETRY_MAX", 0.75)
+    monkeypatch.setattr(subscriber, "RPC_TIMEOUT", 0.05)
+    node.append({"n": 1}, {"n": 2})  # not published: only replay brings them
+    node.talker.stop()
+
+    node.start_listener(wait=False)
+    time.sleep(3)
+    failed = [r for r in caplog.records if "catch-up from talker failed" in r.getMessage()]
+    # waits of 0.05, 0.1, 0.2, 0.4, then 0.75 s: about 7 attempts in 3 s, where a fixed
+    # wait of 0.05 s would make about 30
+    assert 4 <= len(failed) <= 10
+
+    node.start_talker()
+    assert wait_until(lambda: node.position() == 2, timeout=3)
+    assert node.heard() == [1, 2]
 
 
 @pytest.mark.parametrize(
