@@ -24,7 +24,9 @@ answers 404 (the report may arrive before notify has recorded the id the
 gateway returned) or is down.
 
 Control (JSON): ``POST /_mode {"mode": "ok"|"fail"|"reject", "delay": seconds}``;
-``GET /_stats`` gives ``{"received", "repeats", "requests", "reported"}``;
+``GET /_stats`` gives ``{"received", "repeats", "requests", "reported"}``, and
+``GET /_stats?received=N`` gives them once N messages are received (or after
+``timeout`` seconds, default 60), so a client waits without polling;
 ``GET /_receipts`` every accepted message; ``POST /_reset`` forgets them.
 """
 
@@ -35,6 +37,7 @@ import queue
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -47,6 +50,7 @@ REPORT_FIRST_DELAY = 0.2  # seconds, doubled per attempt
 class State:
     def __init__(self, log_path, reports=None):
         self.lock = threading.Lock()
+        self.accepted = threading.Condition(self.lock)
         self.log_path = Path(log_path)
         self.mode, self.delay = "ok", 0.0
         self.receipts = {}  # idempotency key -> receipt
@@ -74,6 +78,7 @@ class State:
             self.receipts[key] = receipt
             self.log.write(json.dumps(receipt) + "\n")
             self.log.flush()
+            self.accepted.notify_all()
         if self.reports is not None:
             self.reports.put(receipt["id"])
         return receipt["id"]
@@ -152,8 +157,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         state = self.state
-        if self.path == "/_stats":
+        path, _, query = self.path.partition("?")
+        if path == "/_stats":
+            wait = urllib.parse.parse_qs(query)
+            at_least = int(wait.get("received", ["0"])[0])
+            timeout = float(wait.get("timeout", ["60"])[0])
             with state.lock:
+                state.accepted.wait_for(lambda: len(state.receipts) >= at_least, timeout)
                 stats = {
                     "received": len(state.receipts),
                     "repeats": state.repeats,
@@ -161,7 +171,7 @@ class Handler(BaseHTTPRequestHandler):
                     "reported": state.reports.reported if state.reports else 0,
                 }
             return self._reply(200, stats)
-        if self.path == "/_receipts":
+        if path == "/_receipts":
             with state.lock:
                 return self._reply(200, list(state.receipts.values()))
         return self._reply(404, {"error": "not found"})

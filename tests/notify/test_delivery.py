@@ -1,5 +1,6 @@
 """Delivery: fallback and recovery, retries, quiet hours, opt-out, reports, retention."""
 
+import concurrent.futures
 import json
 import time
 import uuid
@@ -361,3 +362,23 @@ def test_a_provider_reports_delivery_by_its_own_message_id(node, monkeypatch):
     nameless = requests.post(hook, json={"status": "delivered"}, headers=good, timeout=5)
     assert nameless.status_code == 400 and "message_id" in nameless.json()["message"]
     assert states(node) == ["delivered"] * 5
+
+
+def test_the_fake_provider_answers_its_count_once_it_is_reached(tmp_path):
+    """``GET /_stats?received=N`` (the benchmark's end of a round) answers once N messages
+    are in, or with what is in after ``timeout`` seconds."""
+    provider = FakeProvider("sms-counted", "sms", tmp_path).start()
+    try:
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(requests.get, f"{provider.url}/_stats?received=2", timeout=10)
+            time.sleep(0.3)
+            assert not waiting.done()
+            for n in (1, 2):
+                message = {"to": "+6281234500001", "text": f"pesan {n}"}
+                headers = {"Idempotency-Key": f"k{n}"}
+                requests.post(f"{provider.url}/messages", json=message, headers=headers, timeout=5)
+            assert waiting.result().json()["received"] == 2
+        short = requests.get(f"{provider.url}/_stats?received=3&timeout=0.2", timeout=5)
+        assert short.json()["received"] == 2
+    finally:
+        provider.stop()
