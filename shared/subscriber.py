@@ -59,7 +59,9 @@ Design: the transaction wraps the worker. Each subscription runs one managed
 thread, the *pump*. Live messages reach it through :class:`InboxQueueConsumer`,
 nameko's QueueConsumer (reconnection, prefetch) shared by the service's
 subscriptions, which only puts them in the pump's inbox, with a window of three
-batches. For each event the pump opens the tracking transaction and, inside
+batches, each subscription on a channel of its own (a batch is acked in one
+frame, which on a shared channel would ack other subscriptions' messages too).
+For each event the pump opens the tracking transaction and, inside
 it, calls ``container.spawn_worker`` with ``(event, conn)`` as arguments; it
 waits for the worker's result (delivered by ``handle_result``) before
 committing or rolling back. The worker therefore
@@ -76,12 +78,15 @@ of the conversation.
 Logs carry the subscription, source, sequences, types and counts, never event data.
 """
 
+import contextlib
 import logging
+from functools import partial
 
 import amqp.exceptions
 import eventlet
 import eventlet.event
 import eventlet.queue
+import kombu
 import kombu.exceptions
 import psycopg
 from kombu import Queue, binding
@@ -138,6 +143,32 @@ class InboxQueueConsumer(QueueConsumer):
 
     def handle_message(self, provider, body, message):
         provider.handle_message(body, message)
+
+    def get_consumers(self, consumer_cls, channel):
+        """As nameko's, except that each subscription consumes on a channel of its own (on
+        the same connection), so that :meth:`ack_through` may settle a batch in one frame."""
+        for provider in self._providers:
+            consumer = kombu.Consumer(
+                channel.connection.channel(),
+                queues=[provider.queue],
+                callbacks=[partial(self.handle_message, provider)],
+                accept=self.accept,
+                on_decode_error=self.on_decode_error,
+            )
+            consumer.qos(prefetch_count=self.prefetch_count)
+            self._consumers[provider] = consumer
+        return self._consumers.values()
+
+    def ack_through(self, message):
+        """Acknowledge ``message`` and every delivery before it on its channel, in one frame.
+
+        The channel is the subscription's own and its pump settles messages in the order
+        they were delivered, so the deliveries before are the batch's own, or were
+        settled already.
+        """
+        if message.channel.connection:  # else the broker has taken them back already
+            with contextlib.suppress(amqp.exceptions.ConnectionError):
+                message.channel.basic_ack(message.delivery_tag, multiple=True)
 
 
 class Stopping(Exception):
@@ -283,11 +314,14 @@ class Subscription(Entrypoint):
             except (KeyError, TypeError, ValueError, AttributeError):
                 self._reject(body, message)
         outcomes = self._apply_batch([event for event, _, _ in parsed])
+        done = None  # the last message applied or dropped in the batch, acked with those before
         for (_, body, message), outcome in zip(parsed, outcomes, strict=True):
             if outcome in (APPLIED, DUPLICATE):
-                self.queue_consumer.ack_message(message)
+                done = message
             else:
                 self._consume(body, message)
+        if done is not None:
+            self.queue_consumer.ack_through(done)
 
     def _apply_batch(self, events):
         """Outcomes of applying ``events`` in one transaction; None for each event left to

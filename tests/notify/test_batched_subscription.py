@@ -10,8 +10,10 @@ each applied once, in order, the refused one parked.
 
 import time
 
+import eventlet.event
 import psycopg
 import pytest
+from kombu import Queue
 from nameko.testing.utils import get_extension
 
 from shared import subscriber
@@ -167,3 +169,61 @@ def test_a_connection_lost_mid_batch_leaves_nothing_half_done(batched):
     assert wait_until(lambda: node.position() == 40, timeout=20)
     assert node.heard() == list(range(1, 41))  # the lost batch's effects were rolled back
     assert node.parked() == []
+
+
+def test_a_batch_acknowledged_at_once_acknowledges_no_other_subscriptions_messages(
+    service_env,
+    database_url,
+    listener_database_url,  # noqa: F811
+    rabbit_config,
+    container_factory,
+    tmp_path,
+    monkeypatch,
+):
+    """A batch is acknowledged with one frame for all its messages, which on a shared
+    channel would also acknowledge the messages other subscriptions still hold: each
+    subscription has a channel of its own, so a held event stays unacknowledged and
+    comes back when the process dies."""
+    release = eventlet.event.Event()
+
+    class Listener:
+        name = "listener"
+        repo = EventStoreProvider("listener", tmp_path / "listener", {})
+
+        @subscribe("talker", event_types=(THING,), batch_size=50, many=True)
+        def on_event(self, events, conn):
+            for event in events:
+                conn.execute(
+                    "INSERT INTO heard (sequence, n) VALUES (%s, %s)",
+                    [event.sequence, event.data["n"]],
+                )
+
+        @subscribe("talker", event_types=(THING,))
+        def on_held(self, event, conn):
+            release.wait()  # never sent: this subscription holds its first event
+
+    for key, value in service_env.items():
+        monkeypatch.setenv(key, value)
+    (tmp_path / "talker").mkdir()
+    (tmp_path / "listener").mkdir()
+    (tmp_path / "listener" / "001_heard.sql").write_text(
+        "CREATE TABLE heard (id bigserial PRIMARY KEY, sequence bigint NOT NULL, n integer);"
+    )
+    node = Node(
+        {"AMQP_URI": rabbit_config["AMQP_URI"]},
+        container_factory,
+        monkeypatch,
+        database_url,
+        listener_database_url,
+        talker_service(tmp_path / "talker"),
+        Listener,
+    )
+    node.start_listener()
+    for first in (1, 21):  # the second batch's messages come after those on_held holds
+        node.publish(*node.append(*({"n": n} for n in range(first, first + 20))))
+        assert wait_until(lambda last=first + 19: node.position() == last, timeout=20)
+    assert node.heard() == list(range(1, 41))  # on_event applied them all
+
+    node.listener.kill()  # what the broker had not been told is done comes back
+    held = Queue("listener.on_held.from.talker", durable=True)(node.amqp.default_channel)
+    assert wait_until(lambda: held.queue_declare(passive=True).message_count == 40)
