@@ -15,8 +15,13 @@ twice, the first time only to check that it can; kombu's producer pool and
 ``ensure`` add about a third to the publish's own CPU. The broker lists the
 connections as ``rembug-rpc-replies <service>``. A result that cannot be encoded
 still reaches the caller as nameko's ``UnserializableValueError``.
+
+A call whose arguments do not fit the method is refused with nameko's
+``IncorrectSignature``, checked against the method's signature taken once at
+setup (nameko's own check, ``inspect.getcallargs``, rebuilds it on every call).
 """
 
+import inspect
 import logging
 import queue
 import sys
@@ -77,6 +82,13 @@ class Rpc(NamekoRpc):
         )
         self._idle = queue.LifoQueue()  # reply connections no reply is using
         self._stopping = False
+        self._signature = inspect.signature(getattr(self.container.service_cls, self.method_name))
+
+    def check_signature(self, args, kwargs):
+        try:
+            self._signature.bind(None, *args, **kwargs)  # None: the unbound method's self
+        except TypeError as exc:
+            raise IncorrectSignature(str(exc)) from None
 
     def stop(self):
         super().stop()

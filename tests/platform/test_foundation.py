@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 import eventlet
 import pytest
-from nameko.exceptions import RemoteError
+from nameko.exceptions import IncorrectSignature, RemoteError
 from nameko.standalone.rpc import ServiceRpcProxy
 
 from shared import auth, config
@@ -116,6 +116,14 @@ def test_typed_errors_reach_the_caller_and_others_are_hidden(probe):
     assert crashed.value.exc_type == "InternalError"
     assert "3275054101900001" not in str(crashed.value)
     assert "reference" in crashed.value.value
+
+
+def test_arguments_that_do_not_fit_the_method_are_refused(probe):
+    with proxy(probe) as p:
+        for call in (lambda: p.sleep(), lambda: p.sleep(0, 1), lambda: p.whoami(extra=1)):
+            with pytest.raises(IncorrectSignature):
+                call()
+        assert p.sleep(seconds=0) == 0  # by name, too
 
 
 def test_a_result_that_cannot_be_encoded_reaches_the_caller_as_an_error(probe):
