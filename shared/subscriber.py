@@ -40,7 +40,8 @@ Guarantees (``tests/platform/test_subscriber.py``):
 5. A message is acked only after its effect (or its parking) committed; a
    crash before leaves it unacked, and its redelivery is a duplicate or applies.
    A body that is not a CloudEvent cannot be tracked: it is dead-lettered with
-   reason ``not a CloudEvent`` and acked.
+   reason ``not a CloudEvent`` and acked (one that is not even JSON, as text);
+   no log line carries it.
 
 6. ``batch_size`` (default 1: one event per transaction) lets a busy
    subscription apply up to that many events already waiting, live or from a
@@ -153,11 +154,19 @@ class InboxQueueConsumer(QueueConsumer):
                 queues=[provider.queue],
                 callbacks=[partial(self.handle_message, provider)],
                 accept=self.accept,
-                on_decode_error=self.on_decode_error,
+                on_decode_error=partial(self.handle_undecodable, provider),
             )
             consumer.qos(prefetch_count=self.prefetch_count)
             self._consumers[provider] = consumer
         return self._consumers.values()
+
+    def handle_undecodable(self, provider, message, exc):
+        """A body that is not JSON goes to the pump as text, to be dead-lettered as not a
+        CloudEvent (kombu's own handler would log the body and drop it)."""
+        body = message.body
+        provider.handle_message(
+            body.decode("utf-8", "replace") if isinstance(body, bytes) else body, message
+        )
 
     def ack_through(self, message):
         """Acknowledge ``message`` and every delivery before it on its channel, in one frame.

@@ -259,6 +259,29 @@ def test_an_event_that_keeps_failing_is_parked_and_the_rest_go_on(node):
     assert dead[1].payload == {"not": "a cloudevent"}
 
 
+def test_a_body_that_is_not_json_is_dead_lettered_and_never_logged(node, caplog):
+    node.start_listener()
+    events = node.append({"n": 1}, {"n": 2})
+    node.publish(events[0])
+    broken = '{"nik": "3275054101900001", "type": '  # cut short: not JSON
+    node.amqp.Producer().publish(
+        broken.encode(),
+        exchange=node.exchange,
+        routing_key=THING,
+        content_type="application/json",
+        content_encoding="utf-8",
+    )
+    node.publish(events[1])
+
+    assert wait_until(lambda: node.position() == 2)
+    assert node.heard() == [1, 2]
+    dead = wait_until(lambda: node.dead_letters(keep=True) and node.dead_letters())
+    assert [(m.headers[REASON_HEADER], m.payload) for m in dead] == [("not a CloudEvent", broken)]
+    assert "3275054101900001" not in caplog.text
+    node.listener.stop()
+    assert node.queued() == 0
+
+
 def test_a_lost_database_connection_is_retried_not_parked(node):
     node.start_listener()
     node.publish(*node.append({"n": 1}, {"n": 2, "crash": True}, {"n": 3}))
