@@ -89,6 +89,7 @@ import eventlet.event
 import eventlet.queue
 import kombu
 import kombu.exceptions
+import orjson
 import psycopg
 from kombu import Queue, binding
 from nameko.amqp.publish import Publisher, get_connection
@@ -142,7 +143,20 @@ class InboxQueueConsumer(QueueConsumer):
         before sending more.)"""
         return max([self.container.max_workers, *(3 * p.batch_size for p in self._providers)])
 
-    def handle_message(self, provider, body, message):
+    def handle_message(self, provider, message):
+        """Decode a delivery and hand it over: a JSON body by orjson (kombu's decoder, the
+        standard library's with an object hook, cost several times as much); any other
+        content type as kombu decodes it."""
+        try:
+            if message.content_type == "application/json" and not message.headers.get(
+                "compression"
+            ):
+                body = orjson.loads(message.body)
+            else:
+                body = message.decode()
+        except Exception as exc:  # whatever the decoder raised
+            self.handle_undecodable(provider, message, exc)
+            return
         provider.handle_message(body, message)
 
     def get_consumers(self, consumer_cls, channel):
@@ -152,7 +166,7 @@ class InboxQueueConsumer(QueueConsumer):
             consumer = kombu.Consumer(
                 channel.connection.channel(),
                 queues=[provider.queue],
-                callbacks=[partial(self.handle_message, provider)],
+                on_message=partial(self.handle_message, provider),
                 accept=self.accept,
                 on_decode_error=partial(self.handle_undecodable, provider),
             )
