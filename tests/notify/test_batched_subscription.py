@@ -67,9 +67,8 @@ def many_listener(migrations, crashed):
     return Listener
 
 
-@pytest.fixture(params=["per_event", "many"])
-def batched(
-    request,
+@pytest.fixture
+def listener_node(
     service_env,
     database_url,
     listener_database_url,  # noqa: F811
@@ -78,6 +77,8 @@ def batched(
     tmp_path,
     monkeypatch,
 ):
+    """Makes a :class:`Node` with the talker and ``listener(migrations)``, whose schema
+    has the tables ``heard`` and ``calls``."""
     for key, value in service_env.items():
         monkeypatch.setenv(key, value)
     talker_migrations = tmp_path / "talker"
@@ -88,16 +89,25 @@ def batched(
         "CREATE TABLE heard (id bigserial PRIMARY KEY, sequence bigint NOT NULL, n integer);"
         "CREATE TABLE calls (size integer NOT NULL);"
     )
+
+    def make(listener):
+        return Node(
+            {"AMQP_URI": rabbit_config["AMQP_URI"]},
+            container_factory,
+            monkeypatch,
+            database_url,
+            listener_database_url,
+            talker_service(talker_migrations),
+            listener(listener_migrations),
+        )
+
+    return make
+
+
+@pytest.fixture(params=["per_event", "many"])
+def batched(request, listener_node):
     listener = batched_listener if request.param == "per_event" else many_listener
-    node = Node(
-        {"AMQP_URI": rabbit_config["AMQP_URI"]},
-        container_factory,
-        monkeypatch,
-        database_url,
-        listener_database_url,
-        talker_service(talker_migrations),
-        listener(listener_migrations, crashed=[]),
-    )
+    node = listener_node(lambda migrations: listener(migrations, crashed=[]))
     node.mode = request.param
     return node
 
@@ -172,13 +182,7 @@ def test_a_connection_lost_mid_batch_leaves_nothing_half_done(batched):
 
 
 def test_a_batch_acknowledged_at_once_acknowledges_no_other_subscriptions_messages(
-    service_env,
-    database_url,
-    listener_database_url,  # noqa: F811
-    rabbit_config,
-    container_factory,
-    tmp_path,
-    monkeypatch,
+    listener_node,
 ):
     """A batch is acknowledged with one frame for all its messages, which on a shared
     channel would also acknowledge the messages other subscriptions still hold: each
@@ -186,38 +190,26 @@ def test_a_batch_acknowledged_at_once_acknowledges_no_other_subscriptions_messag
     comes back when the process dies."""
     release = eventlet.event.Event()
 
-    class Listener:
-        name = "listener"
-        repo = EventStoreProvider("listener", tmp_path / "listener", {})
+    def held_listener(migrations):
+        class Listener:
+            name = "listener"
+            repo = EventStoreProvider("listener", migrations, {})
 
-        @subscribe("talker", event_types=(THING,), batch_size=50, many=True)
-        def on_event(self, events, conn):
-            for event in events:
-                conn.execute(
-                    "INSERT INTO heard (sequence, n) VALUES (%s, %s)",
-                    [event.sequence, event.data["n"]],
-                )
+            @subscribe("talker", event_types=(THING,), batch_size=50, many=True)
+            def on_event(self, events, conn):
+                for event in events:
+                    conn.execute(
+                        "INSERT INTO heard (sequence, n) VALUES (%s, %s)",
+                        [event.sequence, event.data["n"]],
+                    )
 
-        @subscribe("talker", event_types=(THING,))
-        def on_held(self, event, conn):
-            release.wait()  # never sent: this subscription holds its first event
+            @subscribe("talker", event_types=(THING,))
+            def on_held(self, event, conn):
+                release.wait()  # never sent: this subscription holds its first event
 
-    for key, value in service_env.items():
-        monkeypatch.setenv(key, value)
-    (tmp_path / "talker").mkdir()
-    (tmp_path / "listener").mkdir()
-    (tmp_path / "listener" / "001_heard.sql").write_text(
-        "CREATE TABLE heard (id bigserial PRIMARY KEY, sequence bigint NOT NULL, n integer);"
-    )
-    node = Node(
-        {"AMQP_URI": rabbit_config["AMQP_URI"]},
-        container_factory,
-        monkeypatch,
-        database_url,
-        listener_database_url,
-        talker_service(tmp_path / "talker"),
-        Listener,
-    )
+        return Listener
+
+    node = listener_node(held_listener)
     node.start_listener()
     for first in (1, 21):  # the second batch's messages come after those on_held holds
         node.publish(*node.append(*({"n": n} for n in range(first, first + 20))))
