@@ -175,8 +175,9 @@ class InboxQueueConsumer(QueueConsumer):
         return self._consumers.values()
 
     def handle_undecodable(self, provider, message, exc):
-        """A body that is not JSON goes to the pump as text, to be dead-lettered as not a
-        CloudEvent (kombu's own handler would log the body and drop it)."""
+        """A body that does not decode (not JSON, or a content type not accepted) goes to
+        the pump as text, to be dead-lettered as not a CloudEvent (kombu's own handler
+        would log the body and drop it)."""
         body = message.body
         provider.handle_message(
             body.decode("utf-8", "replace") if isinstance(body, bytes) else body, message
