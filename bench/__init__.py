@@ -104,13 +104,19 @@ def alternate(rounds, subject, baseline):
     server is shared, so their ratio stays meaningful.
     """
     totals = {subject: [0, 0.0], baseline: [0, 0.0]}
-    for round_ in range(rounds):
-        for fn in (subject, baseline) if round_ % 2 == 0 else (baseline, subject):
-            start = time.perf_counter()
-            count = fn()
-            totals[fn][1] += time.perf_counter() - start
-            totals[fn][0] += count
+    for fn in in_turns(rounds, subject, baseline):
+        start = time.perf_counter()
+        count = fn()
+        totals[fn][1] += time.perf_counter() - start
+        totals[fn][0] += count
     return tuple(count / seconds for count, seconds in totals.values())
+
+
+def in_turns(rounds, first, second):
+    """``first`` and ``second``, ``rounds`` times each, in ABBA order: neither always goes
+    first, so both see the same drift of the machine's load."""
+    for round_ in range(rounds):
+        yield from (first, second) if round_ % 2 == 0 else (second, first)
 
 
 def server_url():

@@ -22,7 +22,7 @@ from nameko.rpc import rpc
 from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ServiceRpcProxy
 
-from bench import benchmark, log, report
+from bench import benchmark, in_turns, log, report
 
 DEFAULT_AMQP_URI = "pyamqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_RABBIT_API_URI = "http://guest:guest@127.0.0.1:15672"
@@ -146,9 +146,8 @@ def alternating_rates(service_cls, method, make_args, amqp_uri, rounds, seconds,
         return noop_rpc_rate(amqp_uri, seconds=seconds)
 
     rates = {subject: 0.0, noop: 0.0}
-    for round_ in range(rounds):
-        for measure in (noop, subject) if round_ % 2 == 0 else (subject, noop):
-            rates[measure] += measure() / rounds
+    for measure in in_turns(rounds, noop, subject):
+        rates[measure] += measure() / rounds
     return rates[subject], rates[noop]
 
 
