@@ -341,3 +341,32 @@ def test_projection_of_many_streams_commits_with_their_events(store, db):
         ]
     assert store.load("c") == [] and store.load("d") == []
     assert count_events(db) == 2 and store.head() == 2
+
+
+def test_a_waiting_append_queues_on_an_advisory_lock_not_on_the_log_heads_row(store, db):
+    """A writer that waited for the head's row would re-read and re-check it when granted
+    (dearer for the server); the trigger of migration 007 makes it wait for an advisory
+    lock keyed by the log head table, taken just before the row's update."""
+    with db.connection() as slow, db.connection() as watcher:
+        watcher.autocommit = True
+        slow.execute(
+            "SELECT * FROM rembug_append('slow', 0, NULL, false, %s)",
+            [raw_payload(make_event(stream="slow"))],
+        )
+        fast = threading.Thread(target=store.append, args=("fast", 0, [make_event(stream="fast")]))
+        fast.start()
+        waits = []
+        for _ in range(50):
+            waits = watcher.execute(
+                "SELECT l.locktype, l.classid::bigint = 'log_head'::regclass::oid AS on_head"
+                " FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                " WHERE NOT l.granted AND a.datname = current_database()"
+            ).fetchall()
+            if waits:
+                break
+            time.sleep(0.05)
+        slow.commit()
+    fast.join(5)
+
+    assert waits == [{"locktype": "advisory", "on_head": True}]
+    assert [(e.stream, e.sequence) for e in store.read(after=0)] == [("slow", 1), ("fast", 2)]
