@@ -236,7 +236,10 @@ class Downlink:
 
     ``deliver`` raises :class:`Undeliverable` for an event the service refuses
     (logged, then acknowledged); any other failure leaves the message for a later
-    attempt."""
+    attempt. A message that cannot be decoded is logged (its routing key and content
+    type, never its body) and acknowledged: no later attempt could read it. Whatever
+    else goes wrong, the downlink logs it and reconnects; it never stops before
+    ``stop_event``."""
 
     def __init__(self, amqp_uri, code, service, relay, deliver=None):
         self.amqp_uri = amqp_uri
@@ -254,7 +257,11 @@ class Downlink:
                 with _connection(self.amqp_uri, f"rembug-downlink {self.service}") as conn:
                     queue = _declared(conn.channel(), self.queue)
                     consumer = conn.Consumer(
-                        queue, callbacks=[self._handle], accept=["json"], auto_declare=False
+                        queue,
+                        callbacks=[self._handle],
+                        accept=["json"],
+                        auto_declare=False,
+                        on_decode_error=self._undecodable,
                     )
                     with consumer:
                         backoff = BACKOFF_FIRST
@@ -266,8 +273,20 @@ class Downlink:
                 log.warning(
                     "downlink interrupted (%s); retrying in %.1f s", type(exc).__name__, backoff
                 )
-                stop_event.wait(backoff)
-                backoff = min(backoff * 2, BACKOFF_MAX)
+            except Exception as exc:
+                log.error("downlink failed (%s); retrying in %.1f s", type(exc).__name__, backoff)
+            stop_event.wait(backoff)
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _undecodable(self, message, exc):
+        log.error(
+            "dropped a message from the city that is not JSON (routing key %s, content type "
+            "%s): %s",
+            message.delivery_info["routing_key"],
+            message.content_type,
+            type(exc).__name__,
+        )
+        message.ack()
 
     def _handle(self, body, message):
         kind = message.delivery_info["routing_key"].removeprefix(self.prefix)

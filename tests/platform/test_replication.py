@@ -148,7 +148,7 @@ def city_broker(rabbit_config):
 class Node:
     """A kelurahan's store and its link to the city, run in threads."""
 
-    def __init__(self, code, database_url, city_uri):
+    def __init__(self, code, database_url, city_uri, deliver=None):
         self.url = database_url
         self.code = code
         self.source = replication.source_of(code, SERVICE)
@@ -158,7 +158,8 @@ class Node:
         self.city_uri = city_uri
         self.stop = threading.Event()
         self.thread = threading.Thread(
-            target=replication.run_kelurahan_link, args=(self.config, city_uri, self.stop)
+            target=replication.run_kelurahan_link,
+            args=(self.config, city_uri, self.stop, deliver),
         )
         self.thread.start()
 
@@ -210,17 +211,18 @@ def logged(node):
 
 @pytest.fixture
 def nodes(schema_url, city_broker, rabbit_config):
-    """``start(kind, code=None, url=None)``: a city or a kelurahan node on a fresh schema
-    (``url``: on that database instead, e.g. a node started again)."""
+    """``start(kind, code=None, url=None, deliver=None)``: a city or a kelurahan node on a
+    fresh schema (``url``: on that database instead, e.g. a node started again;
+    ``deliver``: what the kelurahan's downlink hands the city's events to)."""
     started = []
 
-    def start(kind, code=None, url=None):
+    def start(kind, code=None, url=None, deliver=None):
         if kind == "city":
             made = City(url or schema_url(), rabbit_config["AMQP_URI"])
         elif code in city_broker.passwords:
-            made = Node(code, url or schema_url(), city_broker.uri_of(code))
+            made = Node(code, url or schema_url(), city_broker.uri_of(code), deliver)
         else:
-            made = Node(code, url or schema_url(), city_broker.add_kelurahan(code))
+            made = Node(code, url or schema_url(), city_broker.add_kelurahan(code), deliver)
         started.append(made)
         return made
 
@@ -337,6 +339,42 @@ def test_a_kelurahan_cannot_publish_as_another(nodes, city_broker, caplog):
     assert city.replicated(b) == logged(b)  # the forged sequence 2 never took its place
     refusal = next(r.getMessage() for r in caplog.records if "refused" in r.getMessage())
     assert user_a in refusal
+
+
+def test_a_message_from_the_city_that_is_not_json_neither_stops_the_downlink_nor_is_logged(
+    nodes, rabbit_config, caplog
+):
+    """Before, kombu's decoder raised out of the downlink's thread, which ended: the
+    kelurahan never again took a decision or a resend request from the city."""
+    delivered = []
+    nodes("kelurahan", A, deliver=delivered.append)
+    queue = f"queues/{quote(urlsplit(rabbit_config['AMQP_URI']).path[1:], safe='')}/"
+    queue += replication.down_queue(A, SERVICE).name
+    wait_until(lambda: api("GET", queue).get("consumers") == 1, 15, "the downlink")
+    decision = {"type": "proposal.decided", "id": str(uuid.uuid4())}
+    with caplog.at_level(logging.INFO, logger="shared.replication"):
+        with amqp.Connection(
+            f"{urlsplit(rabbit_config['AMQP_URI']).hostname}:5672",
+            userid="guest",
+            password="guest",
+            virtual_host=urlsplit(rabbit_config["AMQP_URI"]).path[1:],
+            confirm_publish=True,
+        ) as conn:
+            conn.connect()
+            channel = conn.channel()
+            for body in ('{"nik": "3275014107900001", "decided', json.dumps(decision)):
+                channel.basic_publish(
+                    amqp.Message(body, content_type="application/json"),
+                    exchange="replication.down",
+                    routing_key=f"{A}.{SERVICE}.proposal.decided",
+                )
+        wait_until(lambda: delivered, 15, "the decision after the broken message")
+        time.sleep(1)  # a broken message put back would come round again meanwhile
+
+    assert delivered == [decision]
+    lines = [r.getMessage() for r in caplog.records]
+    assert len([line for line in lines if "not JSON" in line]) == 1
+    assert not any(NIK_SHAPED.search(line) for line in lines)
 
 
 def test_nothing_personal_reaches_the_city(nodes):
