@@ -78,13 +78,15 @@ def report(name, value, unit, **extra):
     return line
 
 
-def compare(name, value, unit, baseline, baseline_name, target, lower_is_better=False):
+def compare(name, value, unit, baseline, baseline_name, target=None, lower_is_better=False):
     """Print a result measured against a baseline from the same run.
 
     ``ratio`` is value/baseline (baseline/value when ``lower_is_better``, e.g.
-    latencies), so a ratio >= ``target`` always means the target is met.
+    latencies), so a ratio >= ``target`` always means the target is met. Without
+    a target the comparison only informs.
     """
     ratio = baseline / value if lower_is_better else value / baseline
+    extra = {} if target is None else {"target": target}
     return report(
         name,
         value,
@@ -92,19 +94,19 @@ def compare(name, value, unit, baseline, baseline_name, target, lower_is_better=
         baseline=round(baseline, 1),
         baseline_name=baseline_name,
         ratio=round(ratio, 2),
-        target=target,
+        **extra,
     )
 
 
-def alternate(rounds, subject, baseline):
-    """Time ``subject()`` and ``baseline()`` in turns (ABBA order), ``rounds`` times each.
+def alternate(rounds, *fns):
+    """Time each of ``fns`` in turns (ABBA order, ABCCBA for three), ``rounds`` times each.
 
-    Each returns how many operations it did. Returns ``(subject ops/s, baseline
-    ops/s)``. Taking turns makes both see the same load when the machine or the
-    server is shared, so their ratio stays meaningful.
+    Each returns how many operations it did. Returns the ops/s of each, in the
+    order given. Taking turns makes all see the same load when the machine or
+    the server is shared, so their ratios stay meaningful.
     """
-    totals = {subject: [0, 0.0], baseline: [0, 0.0]}
-    for fn in in_turns(rounds, subject, baseline):
+    totals = {fn: [0, 0.0] for fn in fns}
+    for fn in in_turns(rounds, *fns):
         start = time.perf_counter()
         count = fn()
         totals[fn][1] += time.perf_counter() - start
@@ -112,11 +114,11 @@ def alternate(rounds, subject, baseline):
     return tuple(count / seconds for count, seconds in totals.values())
 
 
-def in_turns(rounds, first, second):
-    """``first`` and ``second``, ``rounds`` times each, in ABBA order: neither always goes
-    first, so both see the same drift of the machine's load."""
+def in_turns(rounds, *fns):
+    """``fns``, ``rounds`` times each, forwards and backwards in turn (ABBA): none always
+    goes first, so all see the same drift of the machine's load."""
     for round_ in range(rounds):
-        yield from (first, second) if round_ % 2 == 0 else (second, first)
+        yield from fns if round_ % 2 == 0 else reversed(fns)
 
 
 def server_url():
