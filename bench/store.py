@@ -5,6 +5,7 @@ database each, with the same ~200-byte JSON payload per event.
 """
 
 import itertools
+import threading
 import time
 import uuid
 
@@ -21,6 +22,7 @@ from shared.store import EventStore
 
 SOURCE = "/kelurahan/32.75.05.1002/bench"
 PAGE = 1000
+THREADS = 10
 
 
 def payload(i):
@@ -147,6 +149,51 @@ def store_append(quick):
     compare("store_append", rembug, "events/s", baseline, "eventsourcing_append", target=3.0)
     compare("store_append_vs_one_insert", rembug, "events/s", floor, "psycopg_one_row_insert")
     compare("one_insert_vs_eventsourcing", floor, "rows/s", baseline, "eventsourcing_append")
+
+
+@benchmark("store_append_concurrent")
+def store_append_concurrent(quick):
+    """EventStore.append, one event per command on a new stream, from 10 threads at once
+    (a service's ten workers), each with its own connection from one pool; against
+    eventsourcing saving one aggregate per command from 10 threads. The two take turns
+    (ABBA), 4 rounds each. Appends commit one at a time in either (rembug: the log head's
+    lock; eventsourcing: its table lock), so this shows what waiting costs each."""
+    per_thread, rounds = (20, 2) if quick else (300, 4)
+    with fresh_database("store_append_concurrent") as url:
+        db, store = rembug_store(url)
+        app = eventsourcing_app(url)
+        ids = itertools.count()
+
+        def append_one():
+            stream = f"proposal-{next(ids)}"
+            store.append(stream, 0, [Event("proposal.submitted", stream, payload(0))])
+
+        def save_one():
+            app.save(Proposal(payload(0)))
+
+        def from_threads(command):
+            def run():
+                def worker():
+                    for _ in range(per_thread):
+                        command()
+
+                threads = [threading.Thread(target=worker) for _ in range(THREADS)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+                return THREADS * per_thread
+
+            return run
+
+        appends, saves = from_threads(append_one), from_threads(save_one)
+        appends()  # warm-up: every connection of both pools open
+        saves()
+        rembug, baseline = alternate(rounds, appends, saves)
+        app.close()
+        db.close()
+    log(f"store_append_concurrent: {THREADS} threads, {rounds} x {THREADS * per_thread} each")
+    compare("store_append_concurrent", rembug, "events/s", baseline, "eventsourcing_append_10")
 
 
 # -- 3. catch-up reads --------------------------------------------------------------------------
