@@ -8,6 +8,7 @@ import itertools
 import threading
 import time
 import uuid
+from functools import partial
 
 import psycopg
 from eventsourcing.application import Application
@@ -171,22 +172,21 @@ def store_append_concurrent(quick):
         def save_one():
             app.save(Proposal(payload(0)))
 
-        def from_threads(command):
-            def run():
-                def worker():
-                    for _ in range(per_thread):
-                        command()
+        def in_threads(command):
+            """``command`` ``per_thread`` times in each of ``THREADS`` threads at once."""
 
-                threads = [threading.Thread(target=worker) for _ in range(THREADS)]
-                for thread in threads:
-                    thread.start()
-                for thread in threads:
-                    thread.join()
-                return THREADS * per_thread
+            def worker():
+                for _ in range(per_thread):
+                    command()
 
-            return run
+            threads = [threading.Thread(target=worker) for _ in range(THREADS)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            return THREADS * per_thread
 
-        appends, saves = from_threads(append_one), from_threads(save_one)
+        appends, saves = partial(in_threads, append_one), partial(in_threads, save_one)
         appends()  # warm-up: every connection of both pools open
         saves()
         rembug, baseline = alternate(rounds, appends, saves)

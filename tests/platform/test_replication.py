@@ -288,8 +288,9 @@ def test_a_city_rebuilt_from_empty_catches_up_from_the_kelurahan_logs(nodes, sch
     assert rebuilt.replicated(a) == logged(a)
 
 
-def publish_as(uri, routing_key, body, user_id):
-    """Publish as the URI's user and wait for the broker's confirm (or its refusal)."""
+def publish_as(uri, routing_key, body, user_id=None, exchange="replication.up"):
+    """Publish ``body`` (JSON of it, unless it is a string already) as the URI's user and
+    wait for the broker's confirm (or its refusal)."""
     parts = urlsplit(uri)
     with amqp.Connection(
         f"{parts.hostname}:{parts.port}",
@@ -301,8 +302,12 @@ def publish_as(uri, routing_key, body, user_id):
         conn.connect()
         channel = conn.channel()
         channel.basic_publish(
-            amqp.Message(json.dumps(body), user_id=user_id, content_type="application/json"),
-            exchange="replication.up",
+            amqp.Message(
+                body if isinstance(body, str) else json.dumps(body),
+                content_type="application/json",
+                **({"user_id": user_id} if user_id else {}),
+            ),
+            exchange=exchange,
             routing_key=routing_key,
         )
         channel.basic_qos(0, 1, False)  # a round trip: an asynchronous refusal arrives first
@@ -353,21 +358,9 @@ def test_a_message_from_the_city_that_is_not_json_neither_stops_the_downlink_nor
     wait_until(lambda: api("GET", queue).get("consumers") == 1, 15, "the downlink")
     decision = {"type": "proposal.decided", "id": str(uuid.uuid4())}
     with caplog.at_level(logging.INFO, logger="shared.replication"):
-        with amqp.Connection(
-            f"{urlsplit(rabbit_config['AMQP_URI']).hostname}:5672",
-            userid="guest",
-            password="guest",
-            virtual_host=urlsplit(rabbit_config["AMQP_URI"]).path[1:],
-            confirm_publish=True,
-        ) as conn:
-            conn.connect()
-            channel = conn.channel()
-            for body in ('{"nik": "3275014107900001", "decided', json.dumps(decision)):
-                channel.basic_publish(
-                    amqp.Message(body, content_type="application/json"),
-                    exchange="replication.down",
-                    routing_key=f"{A}.{SERVICE}.proposal.decided",
-                )
+        for body in ('{"nik": "3275014107900001", "decided', decision):
+            key = f"{A}.{SERVICE}.proposal.decided"
+            publish_as(rabbit_config["AMQP_URI"], key, body, exchange="replication.down")
         wait_until(lambda: delivered, 15, "the decision after the broken message")
         time.sleep(1)  # a broken message put back would come round again meanwhile
 
