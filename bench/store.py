@@ -157,7 +157,7 @@ def store_append_concurrent(quick):
     """EventStore.append, one event per command on a new stream, from 10 threads at once
     (a service's ten workers), each with its own connection from one pool; against
     eventsourcing saving one aggregate per command from 10 threads. The two take turns
-    (ABBA), 4 rounds each. Appends commit one at a time in either (rembug: the log head's
+    (ABBA), 4 rounds each. Appends commit one at a time in either (rembug: the log's advisory
     lock; eventsourcing: its table lock), so this shows what waiting costs each."""
     per_thread, rounds = (20, 2) if quick else (300, 4)
     with fresh_database("store_append_concurrent") as url:

@@ -8,10 +8,10 @@ Guarantees, each proven by a test against a real server
    nothing.
 2. A command retried with the same command id appends nothing the second
    time; the events of the first attempt are returned instead.
-3. Sequences are handed out in commit order (a lock on the log head, taken last
-   in the appending transaction and held until it commits), so a reader
-   tailing by sequence never skips an event that commits late with a lower
-   sequence, and the log has no gaps.
+3. Sequences are handed out in commit order (appends take turns on an advisory
+   lock held until commit, and read the log head only once they hold it), so a
+   reader tailing by sequence never skips an event that commits late with a
+   lower sequence, and the log has no gaps.
 4. The statements ``project`` returns run in the appending transaction: the
    service's read models commit with their events, or neither does. A
    statement (or a trigger it fires) that raises SQLSTATE ``RB412`` refuses the
@@ -33,8 +33,10 @@ from shared.envelope import Event
 from shared.errors import Conflict
 
 APPEND = "SELECT last_seq, base FROM rembug_append(%s, %s, %s, %s, %s)"
+# binary parameters: the server reads the time, the id and the numbers without parsing text
 APPEND_ONE = (
-    "SELECT last_seq, base FROM rembug_append_one(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    "SELECT last_seq, base FROM rembug_append_one(%b, %b::integer, %b::text, %b::uuid, %b, %b,"
+    " %b, %b::integer, %b::text, %b::text, %b)"
 )
 APPEND_MANY = "SELECT last_seq, bases FROM rembug_append_many(%s, %s::text[], %s::integer[], %s)"
 CONFLICT_SQLSTATE = "RB409"
@@ -103,14 +105,14 @@ class EventStore:
         """Append to several streams in one transaction: all of them, or none.
 
         ``batches`` is a list of ``(stream, expected_version, events)``; several
-        of them go to ``rembug_append_many`` as one statement (one update of the
-        log head, one insert of every event, however many streams).
+        of them go to ``rembug_append_many`` as one statement (one turn on the
+        log's lock, one insert of every event, however many streams).
         ``project(batches_of_events)`` returns the read models' writes as
         ``(sql, params)`` statements, given each event with its stream and
         version (its sequence is handed out later, under the lock); they run in
         the same transaction, before the appends. The statements, the appends
         and the commit go to the server as one message, one implicit
-        transaction: the log-head lock is then held only while the server
+        transaction: the log's lock is then held only while the server
         works, never while this process waits behind other green threads, and
         a command costs one round trip. A duplicate command returns every event
         the first attempt stored.

@@ -1,5 +1,6 @@
 """The event store's guarantees (DESIGN.md), each against the real PostgreSQL."""
 
+import shutil
 import threading
 import time
 
@@ -7,6 +8,7 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
+from shared.db import MIGRATIONS, Database, migrate
 from shared.envelope import Event
 from shared.errors import Conflict
 from shared.store import EventStore, Upcasters
@@ -343,10 +345,9 @@ def test_projection_of_many_streams_commits_with_their_events(store, db):
     assert count_events(db) == 2 and store.head() == 2
 
 
-def test_a_waiting_append_queues_on_an_advisory_lock_not_on_the_log_heads_row(store, db):
-    """A writer that waited for the head's row would re-read and re-check it when granted
-    (dearer for the server); the trigger of migration 007 makes it wait for an advisory
-    lock keyed by the log head table, taken just before the row's update."""
+def test_a_waiting_append_queues_on_an_advisory_lock_keyed_by_the_events_table(store, db):
+    """Appends take turns on a transaction-level advisory lock keyed by this schema's events
+    table (migration 008), so the logs of other schemas in the database never wait."""
     with db.connection() as slow, db.connection() as watcher:
         watcher.autocommit = True
         slow.execute(
@@ -358,7 +359,7 @@ def test_a_waiting_append_queues_on_an_advisory_lock_not_on_the_log_heads_row(st
         waits = []
         for _ in range(50):
             waits = watcher.execute(
-                "SELECT l.locktype, l.classid::bigint = 'log_head'::regclass::oid AS on_head"
+                "SELECT l.locktype, l.classid::bigint = 'events'::regclass::oid AS on_events"
                 " FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
                 " WHERE NOT l.granted AND a.datname = current_database()"
             ).fetchall()
@@ -368,5 +369,30 @@ def test_a_waiting_append_queues_on_an_advisory_lock_not_on_the_log_heads_row(st
         slow.commit()
     fast.join(5)
 
-    assert waits == [{"locktype": "advisory", "on_head": True}]
+    assert waits == [{"locktype": "advisory", "on_events": True}]
     assert [(e.stream, e.sequence) for e in store.read(after=0)] == [("slow", 1), ("fast", 2)]
+
+
+def test_a_log_written_before_migration_008_goes_on_where_it_stood(database_url, tmp_path):
+    """A node upgraded with its log: once 008 drops the stream and log-head rows, the head
+    and every stream's version are read off the events already stored."""
+    before = tmp_path / "shared" / "migrations"
+    before.mkdir(parents=True)
+    for path in sorted(MIGRATIONS.glob("00[1-7]_*.sql")):
+        shutil.copy(path, before)
+    database = Database(database_url)
+    try:
+        migrate(database, before)
+        store = EventStore(database, SOURCE)
+        store.append("a", 0, events_of("a", 2))
+        store.append("b", 0, events_of("b"))
+
+        assert migrate(database) == ["shared/migrations/008_head_from_events.sql"]
+        assert store.head() == 3
+        appended = store.append("a", 2, events_of("a"))
+        assert [(e.version, e.sequence) for e in appended.events] == [(3, 4)]
+        with pytest.raises(Conflict):
+            store.append("b", 0, events_of("b"))
+        assert [e.sequence for e in store.read()] == [1, 2, 3, 4]
+    finally:
+        database.close()
