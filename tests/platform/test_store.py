@@ -253,6 +253,28 @@ def test_append_to_many_streams_is_one_gap_free_run_of_sequences(store):
         store.append("fresh", 0, events_of("fresh"))
 
 
+def test_a_stream_named_twice_in_one_append_goes_on_from_its_earlier_batch(store):
+    store.append("old", 0, events_of("old"))
+    appended = store.append_many(
+        [
+            ("new", 0, events_of("new", 2)),
+            ("old", None, events_of("old")),
+            ("new", 2, events_of("new")),
+            ("old", 2, events_of("old")),
+            ("new", None, events_of("new")),
+        ]
+    )
+    assert [(e.stream, e.version) for e in appended.events] == [
+        ("new", 1),
+        ("new", 2),
+        ("old", 2),
+        ("new", 3),
+        ("old", 3),
+        ("new", 4),
+    ]
+    assert [e.version for e in store.load("new")] == [1, 2, 3, 4]
+
+
 @pytest.mark.parametrize(
     "wrong",
     [("a", 0), ("a", 3), ("b", 0), ("new", 0)],
@@ -346,8 +368,8 @@ def test_projection_of_many_streams_commits_with_their_events(store, db):
 
 
 def test_a_waiting_append_queues_on_an_advisory_lock_keyed_by_the_events_table(store, db):
-    """Appends take turns on a transaction-level advisory lock keyed by this schema's events
-    table (migration 008), so the logs of other schemas in the database never wait."""
+    """A waiting append waits for a transaction-level advisory lock keyed by this schema's
+    events table (migration 008), not for a row: the log keeps no row of its own to lock."""
     with db.connection() as slow, db.connection() as watcher:
         watcher.autocommit = True
         slow.execute(
