@@ -78,9 +78,11 @@ PG_SERVER = os.environ.get("PG_SERVER", "postgresql://postgres@127.0.0.1:5432")
 HTTP_PORT_BASE = int(os.environ.get("HTTP_PORT_BASE", "18000"))
 
 
-def node_paths(code):
+def node_paths(code, create=True):
+    """The node's directory of secrets and logs, ``run/<code>``."""
     state = ROOT / "run" / NAMESPACE / code
-    state.mkdir(parents=True, exist_ok=True)
+    if create:
+        state.mkdir(parents=True, exist_ok=True)
     return state
 
 
