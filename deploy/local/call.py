@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import sys
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from amqp.exceptions import NotAllowed
@@ -69,25 +70,31 @@ def main(argv=None):
     if not service or not method:
         parser.error(f"method: {args.method!r} is not service.method, e.g. proposals.status")
     env, token = token_for(args.kelurahan, args.role, args.user, args.rw, args.rt, args.scope)
-    try:
+    with explained(env["AMQP_URI"], service, args.kelurahan, args.timeout):
         result = call(env["AMQP_URI"], token, service, method, args.kwargs, args.timeout)
-    except RemoteError as error:
-        sys.exit(f"{error.exc_type}: {error.value}")
-    except UnknownService:
-        sys.exit(f"{service} does not run on the node of {args.kelurahan}: start it with make run")
-    except RpcTimeout:
-        sys.exit(
-            f"{service} did not answer within {args.timeout:g} s: is the node running? (make run)"
-        )
-    except NotAllowed:
-        sys.exit(f"the broker has no vhost for {args.kelurahan}: start it with make run")
-    except OSError as exc:
-        broker = urlsplit(env["AMQP_URI"])
-        sys.exit(f"cannot reach the broker at {broker.hostname}:{broker.port}: {exc.strerror}")
     try:
         print(json.dumps(result, indent=2, ensure_ascii=False), flush=True)
     except BrokenPipeError:  # the reader (head, say) has had enough
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+@contextmanager
+def explained(amqp_uri, service, code, timeout):
+    """Exits with one line saying what went wrong in a call to ``service`` on the node
+    of ``code``, and what to do about it, instead of a traceback (exit code 1)."""
+    try:
+        yield
+    except RemoteError as error:
+        sys.exit(f"{error.exc_type}: {error.value}")
+    except UnknownService:
+        sys.exit(f"{service} does not run on the node of {code}: start it with make run")
+    except RpcTimeout:
+        sys.exit(f"{service} did not answer within {timeout:g} s: is the node running? (make run)")
+    except NotAllowed:
+        sys.exit(f"the broker has no vhost for {code}: start it with make run")
+    except OSError as exc:
+        broker = urlsplit(amqp_uri)
+        sys.exit(f"cannot reach the broker at {broker.hostname}:{broker.port}: {exc.strerror}")
 
 
 def call(amqp_uri, token, service, method, kwargs, timeout):

@@ -46,12 +46,32 @@ def _save_state(path, state):
     os.replace(tmp, state_path(path))
 
 
-def run(path, send, batch=500, import_id=None, err=sys.stderr):
+class UnreadableFile(Exception):
+    """The file cannot be imported at all: missing, not UTF-8, or a header not ours."""
+
+
+def load(path):
+    """The file's records, ``(line_number, payload | reason)``; :class:`UnreadableFile`
+    says why there are none."""
+    try:
+        with open(path, newline="", encoding="utf-8") as lines:
+            return list(read(lines))
+    except OSError as exc:
+        raise UnreadableFile(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise UnreadableFile(f"{path} is not UTF-8 text: save it as CSV UTF-8") from None
+    except ValueError as exc:  # the header
+        raise UnreadableFile(f"{path}: {exc}") from None
+
+
+def run(path, send, batch=500, import_id=None, err=sys.stderr, records=None):
     """Import ``path`` with ``send(import_id, rows) -> reply``; returns the final state.
 
     Resumes from ``FILE.import-state`` when it exists (``import_id`` and ``batch``
-    must then agree with it, or be None).
+    must then agree with it, or be None). ``records``: the file as :func:`load` read
+    it, if it already did; a file that cannot be read leaves no state behind.
     """
+    records = load(path) if records is None else records
     state = _load_state(path)
     if state is None:
         state = {"import_id": import_id or str(uuid.uuid4()), "batch": batch, "last_line": 0}
@@ -66,8 +86,6 @@ def run(path, send, batch=500, import_id=None, err=sys.stderr):
     if state["finished"]:
         print(f"import {state['import_id']} was already finished", file=err)
         return state
-    with open(path, newline="", encoding="utf-8") as lines:
-        records = list(read(lines))
     reported = _reported_lines(path)
     todo = [(line, item) for line, item in records if line > state["last_line"]]
     rows = [{"line": line, "payload": item} for line, item in todo if isinstance(item, dict)]
@@ -117,21 +135,51 @@ def _reported_lines(path):
         return set()
 
 
+def batch_size(text):
+    """argparse type: rows per batch, at least one."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def main(argv=None):
+    from nameko.exceptions import RemoteError
     from nameko.standalone.rpc import ClusterRpcProxy
 
-    from deploy.local.call import add_identity_arguments, token_for
+    from deploy.local.call import add_identity_arguments, explained, token_for
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_identity_arguments(parser)
     parser.add_argument("file")
-    parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--batch", type=batch_size, default=500)
     parser.add_argument("--import-id")
     args = parser.parse_args(argv)
+    try:
+        records = load(args.file)
+    except UnreadableFile as exc:
+        sys.exit(str(exc))
     env, token = token_for(args.kelurahan, args.role, args.user, args.rw, args.rt, args.scope)
-    config = {"AMQP_URI": env["AMQP_URI"]}
-    with ClusterRpcProxy(config, context_data={"authorization": token}, timeout=300) as rpc:
-        state = run(args.file, rpc.citizens.import_residents, args.batch, args.import_id)
+    config, timeout = {"AMQP_URI": env["AMQP_URI"]}, 300
+    with (
+        explained(env["AMQP_URI"], "citizens", args.kelurahan, timeout),
+        ClusterRpcProxy(config, context_data={"authorization": token}, timeout=timeout) as rpc,
+    ):
+        try:
+            state = run(
+                args.file,
+                rpc.citizens.import_residents,
+                args.batch,
+                args.import_id,
+                records=records,
+            )
+        except RemoteError as error:
+            done = _load_state(args.file)
+            sys.exit(
+                f"\n{error.exc_type}: {error.value}\n"
+                f"the import stopped after line {done['last_line']}; "
+                "the same command resumes it from there"
+            )
     print(json.dumps(state))
 
 

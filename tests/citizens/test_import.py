@@ -156,3 +156,32 @@ def test_import_is_for_kelurahan_staff_only(citizens):
     with citizens(f.actor("pamor", "u-pamor", rw=7)) as pamor, raises(Forbidden):
         pamor.import_residents(import_id="imp-2", rows=rows)
     assert population(citizens) == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (None, "cannot read {path}: No such file or directory"),
+        ("name,nik\n".encode("cp1252") + "Andé,1\n".encode("cp1252"), "{path} is not UTF-8 text"),
+        (b"nama,nik\n", "{path}: unknown column(s) in the header: nama"),
+    ],
+    ids=["missing", "not-utf8", "header"],
+)
+def test_a_file_that_cannot_be_imported_is_refused_before_any_call_and_leaves_no_state(
+    tmp_path, content, says
+):
+    path = tmp_path / "warga.csv"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(SystemExit) as exit_:
+        import_csv.main([str(path), "--kelurahan", "32.75.99.9999"])  # no node: never reached
+    assert str(exit_.value.code).startswith(says.format(path=path))
+    assert not import_csv.state_path(path).exists()
+    assert not import_csv.report_path(path).exists()
+
+
+def test_a_batch_of_no_rows_is_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        import_csv.main([str(tmp_path / "warga.csv"), "--batch", "0"])
+    assert exit_.value.code == 2
+    assert "--batch: must be at least 1" in capsys.readouterr().err
