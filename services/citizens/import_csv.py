@@ -20,9 +20,13 @@ import os
 import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 
 from services.citizens.importer import read
+
+# nameko imports eventlet, whose deprecation notice would start the command's output
+warnings.filterwarnings("ignore", r"\s*Eventlet is deprecated")
 
 
 def state_path(path):

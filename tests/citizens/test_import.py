@@ -3,6 +3,9 @@
 import csv
 import io
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +17,7 @@ from tests import factories as f
 from tests import leakwatch
 from tests.citizens.conftest import raises
 
+ROOT = Path(__file__).resolve().parents[2]
 SIZE = 300
 BATCH = 40
 
@@ -185,3 +189,15 @@ def test_a_batch_of_no_rows_is_a_usage_error(tmp_path, capsys):
         import_csv.main([str(tmp_path / "warga.csv"), "--batch", "0"])
     assert exit_.value.code == 2
     assert "--batch: must be at least 1" in capsys.readouterr().err
+
+
+def test_the_command_says_only_what_is_wrong(tmp_path):
+    path = tmp_path / "warga.csv"
+    done = subprocess.run(
+        [sys.executable, "-m", "services.citizens.import_csv", str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (done.returncode, done.stderr) == (1, f"cannot read {path}: No such file or directory\n")
